@@ -1,0 +1,56 @@
+"""Export checks its own work: every exported part against the library it came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from soundsentry.detectors import LocalOutlierFactor, OneClassSVMOnnx
+from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.onnx_session import open_session
+
+from .errors import ExportCheckError
+
+__all__ = ["check_encoder", "check_ocsvm", "check_lof", "max_relative_error"]
+
+
+def max_relative_error(got: np.ndarray, want: np.ndarray, *, floor: float) -> float:
+    """Largest ``|got - want| / max(|want|, floor)``."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    return float(np.max(np.abs(got - want) / np.maximum(np.abs(want), floor)))
+
+
+def check_encoder(onnx_path: str | Path, keras_encoder, windows: np.ndarray, *, tol: float = 1e-4) -> float:
+    """ONNX encoder vs Keras on real windows; returns the max abs error relative to the latent scale."""
+    session = open_session(onnx_path, inputs=[ENCODER_INPUT], outputs=[ENCODER_OUTPUT])
+    got = session.run([ENCODER_OUTPUT], {ENCODER_INPUT: windows.astype(np.float32)})[0]
+    want = keras_encoder.predict(windows, verbose=0)
+    scale = float(np.abs(want).max()) or 1.0
+    err = float(np.abs(got - want).max()) / scale
+    if not err <= tol:
+        raise ExportCheckError(f"{onnx_path}: ONNX encoder differs from Keras by {err:.2e} (relative), tolerance {tol}")
+    return err
+
+
+def check_ocsvm(onnx_path: str | Path, svm, latents: np.ndarray, *, tol: float = 1e-4) -> float:
+    """ONNX One-Class SVM vs scikit-learn ``decision_function``; returns max abs error / score scale."""
+    got = OneClassSVMOnnx(onnx_path).score_samples(latents)
+    want = svm.decision_function(latents)
+    scale = float(np.abs(want).max()) or 1.0
+    err = float(np.abs(got - want).max()) / scale
+    if not err <= tol:
+        raise ExportCheckError(f"{onnx_path}: ONNX OC-SVM differs from scikit-learn by {err:.2e}, tolerance {tol}")
+    return err
+
+
+def check_lof(lof: LocalOutlierFactor, reference: np.ndarray, queries: np.ndarray, *, tol: float = 1e-5) -> float:
+    """NumPy LOF vs ``sklearn.neighbors.LocalOutlierFactor(novelty=True)``; returns max relative error."""
+    from sklearn.neighbors import LocalOutlierFactor as SkLOF
+
+    sk = SkLOF(n_neighbors=lof.n_neighbors_, novelty=True).fit(reference)
+    err = max_relative_error(lof.score_samples(queries), sk.score_samples(queries), floor=1e-12)
+    if not err <= tol:
+        raise ExportCheckError(f"NumPy LOF differs from scikit-learn by {err:.2e} (relative), tolerance {tol}")
+    return err

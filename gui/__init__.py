@@ -1,0 +1,1 @@
+"""The desktop app (PySide6 + pyqtgraph, the ``[gui]`` extra). Not built yet."""

@@ -1,0 +1,1 @@
+"""Shipped model bundles, one folder each; found with importlib.resources."""

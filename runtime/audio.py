@@ -1,0 +1,113 @@
+"""Decoding audio files into mono float32 samples at the model's rate.
+
+soundfile (libsndfile) reads WAV, FLAC and OGG in any integer or float sample format;
+soxr resamples with a proper anti-aliasing filter. Every failure becomes an
+:class:`~soundsentry.errors.AudioError` that names the file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioDecodeError, InvalidAudioError
+
+__all__ = ["ChannelPolicy", "read_audio", "select_channel", "resample", "load_audio", "check_samples"]
+
+#: How a multichannel recording becomes the mono signal the model hears.
+#: ``"first"`` takes channel 0 (what MIMII and DCASE evaluations score);
+#: ``"mean"`` mixes all channels down.
+ChannelPolicy = Literal["first", "mean"]
+
+
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Decode a whole file.
+
+    Returns
+    -------
+    samples : np.ndarray, shape (n_samples, n_channels), float32
+    sample_rate : int
+
+    Raises
+    ------
+    AudioDecodeError
+        Missing file, a folder, no permission, not audio, or a decoder error.
+    """
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise AudioDecodeError(p, "file not found")
+    if os.path.isdir(p):
+        raise AudioDecodeError(p, "is a folder, not an audio file")
+    if os.path.getsize(p) == 0:
+        raise AudioDecodeError(p, "file is empty (0 bytes)")
+    try:
+        samples, rate = sf.read(p, dtype="float32", always_2d=True)
+    except PermissionError as exc:
+        raise AudioDecodeError(p, "permission denied") from exc
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
+        raise AudioDecodeError(p, f"cannot decode audio ({_short(exc)})") from exc
+    return samples, int(rate)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def select_channel(samples: np.ndarray, *, policy: ChannelPolicy = "first") -> np.ndarray:
+    """Reduce ``(n_samples, n_channels)`` samples to mono following the model's channel policy.
+
+    Returns
+    -------
+    np.ndarray, shape (n_samples,), float32
+    """
+    if samples.ndim == 1:
+        return samples
+    if policy == "first":
+        return np.ascontiguousarray(samples[:, 0])
+    if policy == "mean":
+        return samples.mean(axis=1, dtype=np.float32)
+    raise ValueError(f"unknown channel policy {policy!r}")
+
+
+def resample(samples: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample along axis 0 with soxr's high-quality anti-aliasing filter (no-op if rates match)."""
+    if orig_sr == target_sr:
+        return samples
+    return soxr.resample(samples, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def check_samples(samples: np.ndarray, *, path: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`InvalidAudioError` for empty input or NaN/infinite samples."""
+    if samples.size == 0:
+        raise InvalidAudioError(path, "contains no samples")
+    if not np.isfinite(samples).all():
+        raise InvalidAudioError(path, "contains NaN or infinite samples")
+
+
+def load_audio(
+    path: str | os.PathLike[str], *, sample_rate: int, channel: ChannelPolicy = "first"
+) -> np.ndarray:
+    """Decode, pick the channel, check and resample a file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A WAV, FLAC or OGG file.
+    sample_rate : int
+        Rate the result is resampled to.
+    channel : {"first", "mean"}
+        Channel policy for multichannel files.
+
+    Returns
+    -------
+    np.ndarray, shape (n_samples,), float32
+    """
+    samples, rate = read_audio(path)
+    check_samples(samples, path=path)
+    mono = select_channel(samples, policy=channel)
+    return resample(mono, orig_sr=rate, target_sr=sample_rate)

@@ -1,0 +1,214 @@
+"""The ``soundsentry`` command line.
+
+Arguments are parsed before NumPy or ONNX Runtime are imported, so ``--help`` and usage
+errors are instant. Exit status of ``score``: see :data:`EXIT_CODES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["EXIT_CODES", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_ANOMALIES = 1
+EXIT_USAGE = 2
+EXIT_FILES_FAILED = 3
+EXIT_MODEL_ERROR = 4
+
+#: Exit status of ``soundsentry score`` (``models``/``info`` use 0, 2 and 4 only).
+EXIT_CODES = {
+    EXIT_OK: "every file scored, all normal",
+    EXIT_ANOMALIES: "every file scored, at least one abnormal",
+    EXIT_USAGE: "bad command line",
+    EXIT_FILES_FAILED: "at least one file could not be scored (the others were)",
+    EXIT_MODEL_ERROR: "the model could not be found or loaded",
+}
+
+
+def _epilog() -> str:
+    return "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soundsentry",
+        description="Flag abnormal sounds of industrial machines.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_epilog(),
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    score = sub.add_parser(
+        "score",
+        help="score audio files and folders",
+        description="Score audio files and folders (recursively) and print one row per file.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_epilog(),
+    )
+    score.add_argument("paths", nargs="+", metavar="PATH", help="audio files (WAV, FLAC, OGG) or folders")
+    score.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
+    score.add_argument("--detector", choices=["lof", "ocsvm"], help="detector (default: the model's)")
+    score.add_argument("--threshold", type=float, help="override the model's threshold for the chosen detector")
+    score.add_argument("--format", choices=["table", "csv", "json"], default="table", dest="fmt")
+    score.add_argument("-o", "--output", type=Path, help="write rows to this file instead of stdout")
+    score.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+
+    sub.add_parser("models", help="list shipped models")
+    info = sub.add_parser("info", help="print a model's card")
+    info.add_argument("model", help="shipped model name or bundle folder")
+    info.add_argument("--json", action="store_true", help="print the whole card as JSON")
+
+    train = sub.add_parser("train", help="train a model bundle (needs the [train] extra)", add_help=True)
+    from soundsentry.train.cli import build_parser as build_train_parser  # argparse only, no TensorFlow
+
+    build_train_parser(train)
+    return parser
+
+
+def _score(args: argparse.Namespace) -> int:
+    import logging
+
+    from tqdm import tqdm
+
+    from .batch import find_audio_files, score_files
+    from .errors import ModelError
+    from .model import load_model
+    from .report import make_writer
+
+    log = logging.getLogger("soundsentry")
+    if args.jobs < 1:
+        print("soundsentry score: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        model = load_model(args.model)
+        if args.detector and args.detector not in model.detectors:
+            raise ModelError(f"model {model.name!r} has no detector {args.detector!r}")
+    except ModelError as exc:
+        print(f"soundsentry: {exc}", file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    paths = find_audio_files(args.paths)
+    if not paths:
+        print("soundsentry score: no audio files found", file=sys.stderr)
+        return EXIT_FILES_FAILED
+    counts = {"normal": 0, "abnormal": 0, "error": 0}
+    partial = None
+    if args.output:
+        # Rows go to a side file flushed per row; it is renamed only when the batch is complete.
+        partial = args.output.with_name(args.output.name + ".part")
+        stream = open(partial, "w", encoding="utf-8", newline="")
+    else:
+        stream = sys.stdout
+    writer = make_writer(args.fmt, stream)
+    try:
+        writer.begin()
+        rows = score_files(model, paths, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
+        for row in tqdm(rows, total=len(paths), unit="file", file=sys.stderr, disable=None, leave=False):
+            writer.write(row)
+            counts[row.verdict] += 1
+            if row.error:
+                log.warning("%s: %s", row.path, row.error)
+        writer.end()
+    finally:
+        if partial is not None:
+            stream.close()
+    if partial is not None:
+        os.replace(partial, args.output)
+    print(
+        f"{len(paths)} files: {counts['normal']} normal, {counts['abnormal']} abnormal, {counts['error']} failed"
+        f" (model {model.name}, detector {args.detector or model.default_detector})",
+        file=sys.stderr,
+    )
+    if counts["error"]:
+        return EXIT_FILES_FAILED
+    return EXIT_ANOMALIES if counts["abnormal"] else EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .bundle import list_shipped_models, read_bundle
+
+    for name in list_shipped_models():
+        card = read_bundle(name, verify=False).card
+        ev = card.get("evaluation", {})
+        auc = ev.get(card.get("default_detector", "lof"), {}).get("auc")
+        figure = f"held-out AUC {auc:.3f}" if auc is not None else "no held-out figure"
+        print(f"{name:<10} {card.get('machine_type', ''):<8} {figure}")
+    return EXIT_OK
+
+
+def _info(args: argparse.Namespace) -> int:
+    import json
+
+    from .bundle import read_bundle
+    from .errors import ModelError
+
+    try:
+        bundle = read_bundle(args.model)
+    except ModelError as exc:
+        print(f"soundsentry: {exc}", file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    card = bundle.card
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return EXIT_OK
+    w = card["window"]
+    print(f"model:        {card['name']} ({card.get('machine_type', '?')})")
+    print(f"folder:       {bundle.root}")
+    print(f"window:       {w['frames']} frames ({w.get('seconds', '?')} s), hop {w['hop_frames']} frames")
+    print(f"channel:      {card['channel']['policy']}")
+    print(f"aggregate:    {card.get('aggregate', 'mean')} of window scores; {card.get('score_direction', '')}")
+    for name, det in card["detectors"].items():
+        print(f"detector:     {name}: threshold {det['threshold']:.6g}")
+    print(f"threshold:    {next(iter(card['detectors'].values())).get('threshold_rule', '')}")
+    training = card.get("training", {})
+    if training:
+        print(f"training:     {training.get('split', '')}")
+    ev = card.get("evaluation")
+    if ev:
+        print(f"evaluation:   {ev['n_normal']} normal / {ev['n_abnormal']} abnormal held-out clips ({', '.join(ev['machines'])})")
+        for name in card["detectors"]:
+            e = ev.get(name, {})
+            if "auc" in e:
+                print(f"              {name}: AUC {e['auc']:.3f}, pAUC(0.1) {e['pauc_fpr_0.1']:.3f}, F1 {e['f1']:.3f}")
+    if card.get("notes"):
+        print(f"notes:        {card['notes']}")
+    return EXIT_OK
+
+
+def _train(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
+    # Only look for the packages: TensorFlow must first be imported through tf_compat.
+    if any(find_spec(name) is None for name in ("tensorflow", "sklearn", "tf2onnx", "skl2onnx")):
+        print('soundsentry train needs the [train] extra: pip install "soundsentry[train]"', file=sys.stderr)
+        return EXIT_USAGE
+    from soundsentry.train.cli import run
+
+    return run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"soundsentry {__version__}")
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    handlers = {"score": _score, "models": _models, "info": _info, "train": _train}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Scoring audio that arrives in chunks (a microphone, a long file read in blocks).
+
+The streaming scorer reproduces whole-clip scoring exactly: it pads the start with
+``n_fft // 2`` zeros as centred framing does, computes each STFT frame once its samples
+have all arrived, scores each window once its frames are complete, and pads the end on
+:meth:`StreamingScorer.finish`. Chunk sizes therefore do not change the window scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+
+from .audio import check_samples, select_channel
+from .errors import AudioTooShortError
+from .features import mel_power_to_db, power_spectrogram
+
+__all__ = ["StreamUpdate", "StreamingScorer"]
+
+
+@dataclass
+class StreamUpdate:
+    """What one :meth:`StreamingScorer.push` produced.
+
+    Attributes
+    ----------
+    frames : np.ndarray, shape (n_mels, n_new_frames)
+        New log-mel columns in dB (for a live spectrogram).
+    window_scores : np.ndarray, shape (n_new_windows,)
+        Scores of windows completed by this chunk.
+    first_window : int
+        Index of the first of those windows since the stream began.
+    """
+
+    frames: np.ndarray
+    window_scores: np.ndarray
+    first_window: int
+
+
+class StreamingScorer:
+    """Incremental scorer; create it with :meth:`Model.stream`."""
+
+    def __init__(self, model, *, sample_rate: int | None = None, detector: str | None = None, threshold=None) -> None:
+        self.model = model
+        self.detector = detector or model.default_detector
+        self.threshold = threshold
+        p = model.feature_params
+        self._p = p
+        rate = sample_rate or p.sample_rate
+        self._resampler = None if rate == p.sample_rate else soxr.ResampleStream(rate, p.sample_rate, 1, dtype="float32", quality="HQ")
+        self._samples = np.zeros(p.n_fft // 2, dtype=np.float32)  # centred framing's left padding
+        self._frames = np.zeros((p.n_mels, 0), dtype=np.float32)  # frames not yet past every window
+        self._frames_offset = 0  # absolute index of self._frames[:, 0]
+        self._n_frames = 0
+        self._scores: list[np.ndarray] = []
+        self._n_windows = 0
+        self._received = 0
+        self._finished = False
+
+    @property
+    def samples_received(self) -> int:
+        """Samples received so far, at the model's rate."""
+        return self._received
+
+    @property
+    def window_scores(self) -> np.ndarray:
+        return np.concatenate(self._scores) if self._scores else np.zeros(0)
+
+    def push(self, chunk: np.ndarray) -> StreamUpdate:
+        """Add samples, shape (n,) or (n, channels), at the stream's rate."""
+        if self._finished:
+            raise RuntimeError("stream already finished")
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.size:
+            check_samples(chunk)
+        chunk = select_channel(chunk, policy=self.model.channel) if chunk.ndim == 2 else chunk
+        if self._resampler is not None:
+            chunk = self._resampler.resample_chunk(chunk)
+        return self._consume(chunk)
+
+    def _consume(self, mono: np.ndarray) -> StreamUpdate:
+        p = self._p
+        self._received += mono.shape[0]
+        self._samples = np.concatenate([self._samples, mono])
+        n_new = 0 if self._samples.shape[0] < p.n_fft else 1 + (self._samples.shape[0] - p.n_fft) // p.hop_length
+        if n_new:
+            used = (n_new - 1) * p.hop_length + p.n_fft
+            power = power_spectrogram(self._samples[:used], n_fft=p.n_fft, hop_length=p.hop_length, center=False)
+            new_frames = mel_power_to_db(power, params=p)
+            self._samples = self._samples[n_new * p.hop_length :]
+            self._frames = np.concatenate([self._frames, new_frames], axis=1)
+            self._n_frames += n_new
+        else:
+            new_frames = np.zeros((p.n_mels, 0), dtype=np.float32)
+        scores, first = self._score_ready_windows()
+        return StreamUpdate(frames=new_frames, window_scores=scores, first_window=first)
+
+    def _score_ready_windows(self) -> tuple[np.ndarray, int]:
+        w = self.model.window
+        first = self._n_windows
+        n_ready = 0 if self._n_frames < w.frames else 1 + (self._n_frames - w.frames) // w.hop_frames
+        if n_ready <= first:
+            return np.zeros(0), first
+        start = first * w.hop_frames - self._frames_offset
+        stop = (n_ready - 1) * w.hop_frames + w.frames - self._frames_offset
+        windows = self.model.windows(self._frames[:, start:stop])
+        scores = self.model.score_latents(self.model.embed(windows), detector=self.detector)
+        self._scores.append(scores)
+        self._n_windows = n_ready
+        # Keep only frames that a later window still needs.
+        keep_from = n_ready * w.hop_frames - self._frames_offset
+        self._frames = self._frames[:, keep_from:]
+        self._frames_offset += keep_from
+        return scores, first
+
+    def finish(self):
+        """Flush the end of the stream and return the clip's :class:`ScoreResult`."""
+        if self._finished:
+            raise RuntimeError("stream already finished")
+        tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True) if self._resampler else np.zeros(0, np.float32)
+        self._consume(tail)
+        p = self._p
+        # Right padding of centred framing; it adds frames but is not audio received.
+        self._consume_padding(np.zeros(p.n_fft // 2, dtype=np.float32))
+        self._finished = True
+        if self._n_windows == 0:
+            need = self.model.window.min_samples(p) / p.sample_rate
+            raise AudioTooShortError(None, f"too short: {self._received / p.sample_rate:.2f} s, one window needs {need:.2f} s")
+        return self.model.result(self.window_scores, detector=self.detector, threshold=self.threshold)
+
+    def _consume_padding(self, padding: np.ndarray) -> None:
+        received = self._received
+        self._consume(padding)
+        self._received = received

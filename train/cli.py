@@ -1,0 +1,81 @@
+"""``soundsentry train``: arguments are parsed before TensorFlow is imported."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="soundsentry train",
+        description="Train a model bundle on the normal clips of one machine type (needs the [train] extra).",
+    )
+    parser.add_argument("data", type=Path, help="a clips.csv (like shared/data/mimii/clips.csv) or a folder of audio")
+    parser.add_argument("--machine-type", required=True, help="machine type to train on, e.g. fan")
+    parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (replaced if it exists)")
+    parser.add_argument("--name", help="model name in the card (default: the machine type)")
+    parser.add_argument(
+        "--test-machine", action="append", default=[], metavar="ID",
+        help="machine id held out of training and used only for evaluation (repeatable)",
+    )
+    parser.add_argument("--epochs", type=int, default=100, help="maximum epochs; early stopping on held-out normals")
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation-fraction", type=float, default=0.25)
+    parser.add_argument("--max-train-clips", type=int, help="use at most this many training clips (quick runs)")
+    parser.add_argument("--channel0-only", action="store_true", help="train on channel 0 only, not every channel")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    # Heavy imports only now that the arguments are known to be valid.
+    from .data import read_clips_csv, scan_folder, split_clips
+    from .pipeline import TrainConfig, train_bundle
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.data.suffix.lower() == ".csv":
+        clips = read_clips_csv(args.data)
+    else:
+        clips = scan_folder(args.data, machine_type=args.machine_type)
+    split = split_clips(
+        clips,
+        machine_type=args.machine_type,
+        test_machines=tuple(args.test_machine),
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+    )
+    if args.max_train_clips:
+        split.train = split.train[: args.max_train_clips]
+    config = TrainConfig(
+        name=args.name or args.machine_type,
+        machine_type=args.machine_type,
+        epochs=args.epochs,
+        patience=args.patience,
+        seed=args.seed,
+        all_channels=not args.channel0_only,
+    )
+    card = train_bundle(config, split, args.out)
+    evaluation = card.get("evaluation")
+    print(f"wrote {args.out}")
+    if evaluation:
+        for name in card["detectors"]:
+            e = evaluation[name]
+            if "auc" in e:
+                print(
+                    f"{name}: AUC {e['auc']:.3f}  pAUC {e['pauc_fpr_0.1']:.3f}  F1 {e['f1']:.3f} "
+                    f"on {evaluation['n_normal']} normal / {evaluation['n_abnormal']} abnormal held-out clips"
+                )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

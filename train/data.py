@@ -1,0 +1,126 @@
+"""Choosing clips for training, validation and test from a ``clips.csv`` or a folder.
+
+The split never lets an abnormal clip near training: abnormal clips only ever land in the
+test set. Machines named as test machines are removed from training entirely, so the test
+measures a machine the model has not heard.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Clip", "Split", "read_clips_csv", "scan_folder", "split_clips", "AUDIO_SUFFIXES"]
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One recording and what is known about it."""
+
+    path: Path
+    machine_type: str = ""
+    machine_id: str = ""
+    label: str = "normal"
+    source: str = ""
+    dataset: str = ""
+    domain: str = ""
+    snr_db: str = ""
+    pcm_sha256: str = ""
+
+    @property
+    def is_normal(self) -> bool:
+        return self.label == "normal"
+
+
+@dataclass
+class Split:
+    """Train, validation and test clips; ``description`` says how they were chosen."""
+
+    train: list[Clip]
+    validation: list[Clip]
+    test: list[Clip] = field(default_factory=list)
+    description: str = ""
+    #: Abnormal clips of the training machines: never trained on, and not in the held-out test either.
+    unused_abnormal: list[Clip] = field(default_factory=list)
+
+
+def read_clips_csv(csv_path: str | Path) -> list[Clip]:
+    """Read a ``clips.csv`` like the one in ``shared/data/mimii`` (paths relative to it)."""
+    csv_path = Path(csv_path)
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        Clip(
+            path=csv_path.parent / row["file"],
+            machine_type=row.get("machine_type", ""),
+            machine_id=row.get("machine_id", ""),
+            label=row.get("label", "normal"),
+            source=row.get("source_repo", ""),
+            dataset=row.get("dataset", ""),
+            domain=row.get("domain", ""),
+            snr_db=row.get("snr_db", ""),
+            pcm_sha256=row.get("pcm_sha256", ""),
+        )
+        for row in rows
+    ]
+
+
+def scan_folder(folder: str | Path, *, machine_type: str = "") -> list[Clip]:
+    """Audio files under ``folder``; files under a folder named ``abnormal`` are labelled so."""
+    folder = Path(folder)
+    clips = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+        parts = {part.lower() for part in path.relative_to(folder).parts[:-1]}
+        label = "abnormal" if "abnormal" in parts or "anomaly" in parts else "normal"
+        clips.append(Clip(path=path, machine_type=machine_type, label=label))
+    return clips
+
+
+def split_clips(
+    clips: list[Clip],
+    *,
+    machine_type: str | None,
+    test_machines: tuple[str, ...] = (),
+    validation_fraction: float = 0.25,
+    seed: int = 0,
+) -> Split:
+    """Split clips of one machine type.
+
+    - Test: every clip (normal and abnormal) of the machines in ``test_machines``. Abnormal
+      clips of the other machines are set aside (``unused_abnormal``): next to normals of an
+      unheard machine they would measure "which machine is this", not "is it abnormal".
+    - Validation: a seeded ``validation_fraction`` of the remaining normal clips, chosen by
+      file, for early stopping and the threshold.
+    - Train: the other remaining normal clips.
+    """
+    if machine_type:
+        clips = [c for c in clips if c.machine_type == machine_type]
+    if not clips:
+        raise ValueError(f"no clips of machine type {machine_type!r}")
+    held_out = set(test_machines)
+    test = [c for c in clips if c.machine_id in held_out]
+    rest = [c for c in clips if c.machine_id not in held_out]
+    unused = [c for c in rest if not c.is_normal]
+    normals = sorted((c for c in rest if c.is_normal), key=lambda c: str(c.path))
+    if len(normals) < 2:
+        raise ValueError("need at least two normal clips outside the test machines")
+    rng = random.Random(seed)
+    shuffled = normals[:]
+    rng.shuffle(shuffled)
+    n_val = max(1, round(validation_fraction * len(shuffled)))
+    validation, train = shuffled[:n_val], shuffled[n_val:]
+    description = (
+        f"{machine_type or 'all'}: train on {len(train)} normal clips, validate on {len(validation)} held-out normal clips"
+        + (f"; test machines {', '.join(sorted(held_out))} never heard in training" if held_out else "")
+    )
+    return Split(
+        train=sorted(train, key=lambda c: str(c.path)),
+        validation=validation,
+        test=test,
+        description=description,
+        unused_abnormal=unused,
+    )

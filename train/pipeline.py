@@ -1,0 +1,303 @@
+"""Train, export, check and evaluate one model bundle from real normal clips.
+
+Data flow: clips -> log-mel spectrograms (soundsentry.features, the runtime's own code)
+-> normalised windows -> autoencoder (Keras) -> encoder latents -> LOF (NumPy) and
+One-Class SVM (scikit-learn) -> ONNX/NPZ bundle -> checks -> evaluation with the runtime.
+Abnormal clips are only ever scored in the final evaluation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import platform
+import shutil
+import statistics
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundsentry.audio import read_audio, resample
+from soundsentry.bundle import FORMAT, FORMAT_VERSION
+from soundsentry.detectors import LocalOutlierFactor
+from soundsentry.features import FeatureParams, log_mel_spectrogram, sliding_windows
+from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
+
+from .data import Clip, Split
+
+__all__ = ["TrainConfig", "train_bundle", "clip_spectrograms", "evaluate_bundle"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a trained bundle; stored in its card."""
+
+    name: str = "fan"
+    machine_type: str = "fan"
+    window_frames: int = 64
+    window_hop_frames: int = 16
+    # Training windows overlap more than scoring windows: more (correlated) examples for the AE.
+    train_hop_frames: int = 4
+    latent_dim: int = 64
+    epochs: int = 100
+    batch_size: int = 64
+    patience: int = 10
+    learning_rate: float = 1e-3
+    seed: int = 0
+    lof_neighbors: int = 20
+    ocsvm_nu: float = 0.05
+    threshold_quantile: float = 0.99
+    all_channels: bool = True
+    channel_policy: str = "first"
+    aggregate: str = "mean"
+    features: FeatureParams = field(default_factory=FeatureParams)
+
+
+def clip_spectrograms(clip: Clip, params: FeatureParams, *, all_channels: bool) -> list[np.ndarray]:
+    """Log-mel spectrograms of a clip: channel 0 only, or every channel as a separate view."""
+    samples, rate = read_audio(clip.path)
+    channels = range(samples.shape[1]) if all_channels else [0]
+    return [
+        log_mel_spectrogram(resample(samples[:, c], orig_sr=rate, target_sr=params.sample_rate), params=params)
+        for c in channels
+    ]
+
+
+def _windows(specs: list[np.ndarray], mean, std, *, frames: int, hop: int) -> np.ndarray:
+    parts = [sliding_windows((s - mean) / std, length=frames, hop=hop) for s in specs]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _pcm_sha256(path: Path) -> str:
+    samples, _ = read_audio(path)
+    return hashlib.sha256(np.round(samples * 32768).astype("<i2").tobytes()).hexdigest()
+
+
+def _clip_entry(clip: Clip) -> dict[str, str]:
+    return {
+        "file": clip.path.name,
+        "machine_id": clip.machine_id,
+        "source": clip.source,
+        "dataset": clip.dataset,
+        "domain": clip.domain,
+        "pcm_sha256": clip.pcm_sha256 or _pcm_sha256(clip.path),
+    }
+
+
+def _versions() -> dict[str, str]:
+    names = ["soundsentry", "numpy", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "scikit-learn", "skl2onnx"]
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _threshold(scores: list[float], quantile: float) -> float:
+    """Upper ``quantile`` of a normal distribution fitted to normal clips' scores."""
+    dist = statistics.NormalDist(statistics.fmean(scores), statistics.stdev(scores))
+    return float(dist.inv_cdf(quantile))
+
+
+def _train_autoencoder(config: TrainConfig, train_x: np.ndarray, val_x: np.ndarray):
+    from .autoencoder import build_autoencoder
+    from .tf_compat import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    autoencoder, encoder = build_autoencoder(
+        n_mels=config.features.n_mels, frames=config.window_frames, latent_dim=config.latent_dim
+    )
+    autoencoder.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    history = autoencoder.fit(
+        train_x,
+        train_x,
+        validation_data=(val_x, val_x),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        callbacks=[stop],
+        verbose=2,
+    )
+    losses = history.history
+    best = int(np.argmin(losses["val_loss"]))
+    summary = {
+        "epochs_run": len(losses["loss"]),
+        "best_epoch": best + 1,
+        "train_loss": float(losses["loss"][best]),
+        "val_loss": float(losses["val_loss"][best]),
+    }
+    return encoder, summary
+
+
+def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str, Any]:
+    """Train on ``split.train``, validate on ``split.validation``, write a bundle to ``out``.
+
+    Returns the card that was written.
+    """
+    from sklearn.svm import OneClassSVM
+
+    from soundsentry.export.card import write_card
+    from soundsentry.export.encoder import export_encoder
+    from soundsentry.export.ocsvm import export_ocsvm
+    from soundsentry.export.verify import check_encoder, check_lof, check_ocsvm
+
+    params = config.features
+    frames, hop = config.window_frames, config.window_hop_frames
+    log.info("%s", split.description)
+    train_specs = {c.path: clip_spectrograms(c, params, all_channels=config.all_channels) for c in split.train}
+    # Validation and calibration use the scoring channel policy (channel 0), like scoring does.
+    val_specs = {c.path: clip_spectrograms(c, params, all_channels=False) for c in split.validation}
+
+    all_frames = np.concatenate([s for specs in train_specs.values() for s in specs], axis=1)
+    mean = all_frames.mean(axis=1, keepdims=True)
+    std = np.maximum(all_frames.std(axis=1, keepdims=True), 1e-3)
+
+    def windows(specs_by_clip, step):
+        return _windows([s for specs in specs_by_clip.values() for s in specs], mean, std, frames=frames, hop=step)
+
+    train_x = windows(train_specs, config.train_hop_frames)
+    val_x = windows(val_specs, hop)
+    log.info("training windows: %d, validation windows: %d", len(train_x), len(val_x))
+    encoder, fit_summary = _train_autoencoder(config, train_x, val_x)
+
+    # Detectors are fitted on scoring-hop windows of the training clips, each window tagged with its clip.
+    ref_parts, ref_owner = [], []
+    for i, specs in enumerate(train_specs.values()):
+        w = _windows(specs, mean, std, frames=frames, hop=hop)
+        ref_parts.append(encoder.predict(w, verbose=0))
+        ref_owner.append(np.full(len(w), i))
+    reference = np.concatenate(ref_parts).astype(np.float32).astype(np.float64)
+    owner = np.concatenate(ref_owner)
+    lof = LocalOutlierFactor(n_neighbors=config.lof_neighbors).fit(reference)
+    svm = OneClassSVM(nu=config.ocsvm_nu, gamma="scale").fit(reference)
+
+    # Threshold calibration from normal clips only: held-out validation clips, plus each training
+    # clip scored by detectors refitted without it (leave-one-clip-out).
+    val_latents = [encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop), verbose=0) for specs in val_specs.values()]
+    calib: dict[str, list[float]] = {"lof": [], "ocsvm": []}
+    for lat in val_latents:
+        calib["lof"].append(float(np.mean(lof.anomaly_score(lat))))
+        calib["ocsvm"].append(float(np.mean(-svm.decision_function(lat))))
+    for i, specs in enumerate(train_specs.values()):
+        rest = reference[owner != i]
+        scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop)
+        lat = encoder.predict(scoring_view, verbose=0)
+        loo_lof = LocalOutlierFactor(n_neighbors=config.lof_neighbors).fit(rest)
+        loo_svm = OneClassSVM(nu=config.ocsvm_nu, gamma="scale").fit(rest)
+        calib["lof"].append(float(np.mean(loo_lof.anomaly_score(lat))))
+        calib["ocsvm"].append(float(np.mean(-loo_svm.decision_function(lat))))
+    thresholds = {k: _threshold(v, config.threshold_quantile) for k, v in calib.items()}
+
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    export_encoder(encoder, out / "encoder.onnx", n_mels=params.n_mels, frames=frames)
+    export_ocsvm(svm, out / "ocsvm.onnx", latent_dim=config.latent_dim)
+    lof.save(out / "lof.npz")
+
+    # Check every exported part against its reference before the card makes the bundle usable.
+    check_windows = np.concatenate([val_x, train_x[:: max(1, len(train_x) // 256)]])
+    check_latents = np.concatenate(val_latents).astype(np.float64)
+    checks = {
+        "encoder_onnx_vs_keras_rel_err": check_encoder(out / "encoder.onnx", encoder, check_windows),
+        "ocsvm_onnx_vs_sklearn_rel_err": check_ocsvm(out / "ocsvm.onnx", svm, check_latents),
+        "lof_numpy_vs_sklearn_rel_err": check_lof(LocalOutlierFactor.load(out / "lof.npz"), reference, check_latents),
+    }
+    threshold_rule = (
+        f"{config.threshold_quantile:.0%} quantile of a normal distribution fitted to the clip scores of "
+        f"{len(split.validation)} held-out normal clips and {len(split.train)} training clips scored leave-one-clip-out"
+    )
+    card: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": config.name,
+        "machine_type": config.machine_type,
+        "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "score_direction": "higher is more anomalous; abnormal when the clip score exceeds the threshold",
+        "features": params.to_dict() | {"kind": "log-mel power in dB (10*log10, ref 1.0), centred frames, Slaney mel"},
+        "window": {
+            "frames": frames,
+            "hop_frames": hop,
+            "seconds": round(((frames - 1) * params.hop_length + params.n_fft) / params.sample_rate, 4),
+            "hop_seconds": round(hop * params.hop_length / params.sample_rate, 4),
+            "why": "about 2 s: several revolutions of a fan or pump and a whole valve actuation, "
+            "short enough to score clips of any length from 2 s up",
+        },
+        "channel": {
+            "policy": config.channel_policy,
+            "training": "every channel of a multichannel file as a separate mono view" if config.all_channels else "channel 0",
+        },
+        "normalization": {
+            "kind": "per-mel-band standardisation with the training frames' mean and std",
+            "mean": [round(float(v), 5) for v in mean.ravel()],
+            "std": [round(float(v), 5) for v in std.ravel()],
+        },
+        "encoder": {"file": "encoder.onnx", "input": "logmel", "output": "latent", "latent_dim": config.latent_dim,
+                    "input_shape": [None, params.n_mels, frames]},
+        "detectors": {
+            "lof": {"file": "lof.npz", "n_neighbors": lof.n_neighbors_, "n_reference": int(len(reference)),
+                    "threshold": thresholds["lof"], "threshold_rule": threshold_rule,
+                    "calibration_scores": [round(s, 6) for s in calib["lof"]]},
+            "ocsvm": {"file": "ocsvm.onnx", "input": "latent", "output": "scores", "nu": config.ocsvm_nu, "gamma": "scale",
+                      "threshold": thresholds["ocsvm"], "threshold_rule": threshold_rule,
+                      "calibration_scores": [round(s, 6) for s in calib["ocsvm"]]},
+        },
+        "default_detector": "lof",
+        "aggregate": config.aggregate,
+        "training": {
+            "split": split.description,
+            "config": {k: v for k, v in asdict(config).items() if k != "features"},
+            "fit": fit_summary,
+            "n_train_windows": int(len(train_x)),
+            "train_clips": [_clip_entry(c) for c in split.train],
+            "validation_clips": [_clip_entry(c) for c in split.validation],
+        },
+        "export_checks": checks,
+        "versions": _versions(),
+    }
+    files = ["encoder.onnx", "ocsvm.onnx", "lof.npz"]
+    write_card(out, card, files=files)
+    if split.test:
+        card["evaluation"] = evaluate_bundle(out, split.test)
+        write_card(out, card, files=files)
+    return card
+
+
+def evaluate_bundle(bundle: str | Path, clips: list[Clip]) -> dict[str, Any]:
+    """Score labelled clips with the runtime (as a user would) and report AUC, pAUC and F1 per detector."""
+    from soundsentry import load_model
+
+    model = load_model(bundle)
+    labels = np.array([0 if c.is_normal else 1 for c in clips])
+    result: dict[str, Any] = {
+        "n_normal": int((labels == 0).sum()),
+        "n_abnormal": int((labels == 1).sum()),
+        "machines": sorted({c.machine_id or "?" for c in clips}),
+        "sources": sorted({c.source for c in clips}),
+        "scored_channel": model.channel,
+    }
+    for name in model.detectors:
+        scores = np.array([model.score(c.path, detector=name).score for c in clips])
+        entry: dict[str, Any] = {"clip_scores": [round(float(s), 6) for s in scores]}
+        if 0 < labels.sum() < len(labels):
+            entry |= {
+                "auc": round(roc_auc(labels, scores), 4),
+                "pauc_fpr_0.1": round(partial_roc_auc(labels, scores, max_fpr=0.1), 4),
+            }
+            entry |= {k: round(v, 4) for k, v in precision_recall_f1(labels, scores, threshold=model.thresholds[name]).items()}
+        result[name] = entry
+    result["clips"] = [c.path.name for c in clips]
+    return result
