@@ -102,9 +102,15 @@ def _versions() -> dict[str, str]:
 
 
 def _threshold(scores: list[float], quantile: float) -> float:
-    """Upper ``quantile`` of a normal distribution fitted to normal clips' scores."""
-    dist = statistics.NormalDist(statistics.fmean(scores), statistics.stdev(scores))
-    return float(dist.inv_cdf(quantile))
+    """Upper ``quantile`` of a normal distribution fitted robustly (median, 1.4826 x MAD) to normal clips' scores.
+
+    Robust because one odd calibration clip (another microphone, a machine heard once) would
+    otherwise inflate the spread and put the threshold far above every typical normal clip.
+    """
+    median = statistics.median(scores)
+    mad = statistics.median(abs(s - median) for s in scores)
+    spread = max(1.4826 * mad, 1e-6 * max(abs(median), 1.0))
+    return float(statistics.NormalDist(median, spread).inv_cdf(quantile))
 
 
 def _train_autoencoder(config: TrainConfig, train_x: np.ndarray, val_x: np.ndarray):
@@ -190,7 +196,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     for lat in val_latents:
         calib["lof"].append(float(np.mean(lof.anomaly_score(lat))))
         calib["ocsvm"].append(float(np.mean(-svm.decision_function(lat))))
-    for i, specs in enumerate(train_specs.values()):
+    for i, specs in enumerate(train_specs.values() if len(train_specs) > 1 else []):
         rest = reference[owner != i]
         scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop)
         lat = encoder.predict(scoring_view, verbose=0)
@@ -217,7 +223,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         "lof_numpy_vs_sklearn_rel_err": check_lof(LocalOutlierFactor.load(out / "lof.npz"), reference, check_latents),
     }
     threshold_rule = (
-        f"{config.threshold_quantile:.0%} quantile of a normal distribution fitted to the clip scores of "
+        f"{config.threshold_quantile:.0%} quantile of a normal distribution fitted robustly (median, MAD) to the clip scores of "
         f"{len(split.validation)} held-out normal clips and {len(split.train)} training clips scored leave-one-clip-out"
     )
     card: dict[str, Any] = {

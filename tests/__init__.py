@@ -1,0 +1,1 @@
+"""SoundSentry test suite."""

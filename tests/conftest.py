@@ -1,0 +1,48 @@
+"""Shared fixtures: real test clips, the shipped ``fan`` model, and skipping for optional extras."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import soundsentry
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+DATA_DIR = TESTS_DIR / "data"
+EXAMPLES_DIR = REPO_ROOT / "examples"
+
+#: Every real clip in tests/data, as pytest parameters named by file.
+DATA_CLIPS = sorted(DATA_DIR.glob("*.flac"))
+MULTICHANNEL_CLIP = DATA_DIR / "abdul_id_06_normal.flac"
+MONO_CLIP = DATA_DIR / "yos95_id_06_normal_id_06_00000012.flac"
+ABNORMAL_CLIP = DATA_DIR / "yos95_id_06_anomaly_id_06_00000002.flac"
+
+
+def requires(module: str):
+    """A skip marker for tests that need an optional module (the [train] extra: librosa, sklearn, onnx...)."""
+    return pytest.mark.skipif(
+        importlib.util.find_spec(module) is None, reason=f"needs {module} (pip install 'soundsentry[train]')"
+    )
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    return EXAMPLES_DIR
+
+
+@pytest.fixture(scope="session")
+def fan_model() -> soundsentry.Model:
+    return soundsentry.load_model("fan")
+
+
+@pytest.fixture(scope="session")
+def fan_bundle_dir(fan_model) -> Path:
+    return Path(fan_model.bundle.root)

@@ -1,0 +1,117 @@
+"""A short real training and export run, end to end, on real clips (needs the [train] extra).
+
+It runs the training CLI in a subprocess, so a TensorFlow crash (the oneDNN segfault seen
+with Conv2DTranspose) fails this test with its exit status instead of killing the suite.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("sklearn")
+pytest.importorskip("tf2onnx")
+pytest.importorskip("skl2onnx")
+
+DATA = Path(__file__).parent / "data"
+CLIPS = {
+    # file: (machine_id, label)
+    "yos95_id_06_normal_id_06_00000012.flac": ("id_06", "normal"),
+    "abdul_id_06_normal.flac": ("id_06", "normal"),
+    "minchala_section_00_fan_train_section_00_source_train_normal_0040_m-n_X.flac": ("section_00", "normal"),
+    "yos95_id_06_anomaly_id_06_00000002.flac": ("id_06", "abnormal"),
+}
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("train")
+    csv_path = root / "clips.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "machine_type", "machine_id", "label", "source_repo"])
+        for name, (machine, label) in CLIPS.items():
+            writer.writerow([str(DATA / name), "fan", machine, label, "tests"])
+    out = root / "bundle"
+    proc = subprocess.run(
+        [sys.executable, "-m", "soundsentry.train", str(csv_path), "--machine-type", "fan", "--out", str(out),
+         "--epochs", "2", "--patience", "1", "--validation-fraction", "0.34"],
+        capture_output=True, text=True, timeout=600,
+    )
+    return out, proc
+
+
+def test_training_run_exits_cleanly(trained_bundle):
+    out, proc = trained_bundle
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "model.json").is_file()
+
+
+def test_export_checked_itself_against_keras_and_sklearn(trained_bundle):
+    out, _ = trained_bundle
+    card = json.loads((out / "model.json").read_text())
+    checks = card["export_checks"]
+    assert checks["encoder_onnx_vs_keras_rel_err"] <= 1e-4
+    assert checks["ocsvm_onnx_vs_sklearn_rel_err"] <= 1e-4
+    assert checks["lof_numpy_vs_sklearn_rel_err"] <= 1e-5
+
+
+def test_card_records_training_clips_and_no_anomaly(trained_bundle):
+    out, _ = trained_bundle
+    card = json.loads((out / "model.json").read_text())
+    used = {c["file"] for c in card["training"]["train_clips"] + card["training"]["validation_clips"]}
+    assert "yos95_id_06_anomaly_id_06_00000002.flac" not in used
+    assert used <= set(CLIPS)
+    assert all(len(c["pcm_sha256"]) == 64 for c in card["training"]["train_clips"])
+    assert card["training"]["config"]["seed"] == 0
+    assert set(card["files"]) == {"encoder.onnx", "ocsvm.onnx", "lof.npz"}
+    assert card["versions"]["tensorflow"]
+
+
+def test_trained_bundle_scores_with_the_runtime(trained_bundle):
+    import soundsentry
+
+    out, _ = trained_bundle
+    model = soundsentry.load_model(out)
+    for detector in ("lof", "ocsvm"):
+        result = model.score(DATA / "yos95_id_06_anomaly_id_06_00000002.flac", detector=detector)
+        assert np.isfinite(result.window_scores).all()
+        assert result.verdict in ("normal", "abnormal")
+
+
+
+def test_evaluation_reports_metrics_from_the_runtime(trained_bundle):
+    from soundsentry.train.data import Clip
+    from soundsentry.train.pipeline import evaluate_bundle
+
+    out, _ = trained_bundle
+    clips = [
+        Clip(path=DATA / "yos95_id_06_normal_id_06_00000012.flac", machine_id="id_06", label="normal"),
+        Clip(path=DATA / "yos95_id_06_anomaly_id_06_00000002.flac", machine_id="id_06", label="abnormal"),
+    ]
+    report = evaluate_bundle(out, clips)
+    assert (report["n_normal"], report["n_abnormal"]) == (1, 1)
+    for detector in ("lof", "ocsvm"):
+        scores = report[detector]["clip_scores"]
+        # With one clip of each label, AUC is 1 exactly when the abnormal clip scores higher.
+        assert report[detector]["auc"] == (1.0 if scores[1] > scores[0] else 0.0 if scores[1] < scores[0] else 0.5)
+
+
+def test_train_cli_parses_arguments_before_importing_tensorflow():
+    code = (
+        "import sys\n"
+        "from soundsentry.cli import main\n"
+        "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported for --help'\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--machine-type" in proc.stdout
