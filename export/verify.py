@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from soundsentry.detectors import LocalOutlierFactor, OneClassSVMOnnx
 from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
 from soundsentry.onnx_session import open_session
 
 from .errors import ExportCheckError
 
-__all__ = ["check_encoder", "check_ocsvm", "check_lof", "max_relative_error"]
+__all__ = ["check_encoder", "check_lof", "check_ocsvm", "max_relative_error"]
 
 
 def max_relative_error(got: np.ndarray, want: np.ndarray, *, floor: float) -> float:

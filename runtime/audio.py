@@ -16,7 +16,7 @@ import soxr
 
 from .errors import AudioDecodeError, InvalidAudioError
 
-__all__ = ["ChannelPolicy", "read_audio", "select_channel", "resample", "load_audio", "check_samples"]
+__all__ = ["ChannelPolicy", "check_samples", "load_audio", "read_audio", "resample", "select_channel"]
 
 #: How a multichannel recording becomes the mono signal the model hears.
 #: ``"first"`` takes channel 0 (what MIMII and DCASE evaluations score);
@@ -89,9 +89,7 @@ def check_samples(samples: np.ndarray, *, path: str | os.PathLike[str] | None = 
         raise InvalidAudioError(path, "contains NaN or infinite samples")
 
 
-def load_audio(
-    path: str | os.PathLike[str], *, sample_rate: int, channel: ChannelPolicy = "first"
-) -> np.ndarray:
+def load_audio(path: str | os.PathLike[str], *, sample_rate: int, channel: ChannelPolicy = "first") -> np.ndarray:
     """Decode, pick the channel, check and resample a file.
 
     Parameters

@@ -52,7 +52,9 @@ def score_file(model, path: str, *, detector: str | None, threshold: float | Non
             log.debug("unexpected error scoring %s", path, exc_info=True)
             problem = f"unexpected {type(exc).__name__}: {exc}"
         thr = model.thresholds[detector] if threshold is None else threshold
-        return Row(path=path, score=None, verdict="error", threshold=thr, detector=detector, model=model.name, error=problem)
+        return Row(
+            path=path, score=None, verdict="error", threshold=thr, detector=detector, model=model.name, error=problem
+        )
     return Row(
         path=path,
         score=result.score,

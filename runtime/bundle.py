@@ -24,8 +24,8 @@ __all__ = [
     "Bundle",
     "file_sha256",
     "list_shipped_models",
-    "resolve_bundle",
     "read_bundle",
+    "resolve_bundle",
 ]
 
 CARD_NAME = "model.json"
@@ -97,7 +97,18 @@ def _inside(root: Path, relative: str) -> Path:
     return resolved
 
 
-_REQUIRED = ("format", "format_version", "name", "features", "window", "channel", "normalization", "encoder", "detectors", "files")
+_REQUIRED = (
+    "format",
+    "format_version",
+    "name",
+    "features",
+    "window",
+    "channel",
+    "normalization",
+    "encoder",
+    "detectors",
+    "files",
+)
 
 
 def read_bundle(name_or_path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:

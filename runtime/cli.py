@@ -170,7 +170,9 @@ def _info(args: argparse.Namespace) -> int:
         print(f"training:     {training.get('split', '')}")
     ev = card.get("evaluation")
     if ev:
-        print(f"evaluation:   {ev['n_normal']} normal / {ev['n_abnormal']} abnormal held-out clips ({', '.join(ev['machines'])})")
+        print(
+            f"evaluation:   {ev['n_normal']} normal / {ev['n_abnormal']} abnormal held-out clips ({', '.join(ev['machines'])})"
+        )
         for name in card["detectors"]:
             e = ev.get(name, {})
             if "auc" in e:

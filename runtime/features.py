@@ -16,13 +16,13 @@ import numpy as np
 
 __all__ = [
     "FeatureParams",
-    "hz_to_mel",
-    "mel_to_hz",
-    "mel_filterbank",
     "frame_count",
+    "hz_to_mel",
+    "log_mel_spectrogram",
+    "mel_filterbank",
+    "mel_to_hz",
     "power_spectrogram",
     "power_to_db",
-    "log_mel_spectrogram",
     "sliding_windows",
     "window_count",
 ]
@@ -119,9 +119,7 @@ def frame_count(n_samples: int, *, hop_length: int) -> int:
     return 1 + n_samples // hop_length
 
 
-def power_spectrogram(
-    frames_source: np.ndarray, *, n_fft: int, hop_length: int, center: bool = True
-) -> np.ndarray:
+def power_spectrogram(frames_source: np.ndarray, *, n_fft: int, hop_length: int, center: bool = True) -> np.ndarray:
     """Power spectrogram ``|STFT|**2`` of a mono signal.
 
     Parameters

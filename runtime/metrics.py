@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["roc_curve", "roc_auc", "partial_roc_auc", "precision_recall_f1"]
+__all__ = ["partial_roc_auc", "precision_recall_f1", "roc_auc", "roc_curve"]
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from .errors import AudioTooShortError, ModelIntegrityError
 from .features import FeatureParams, log_mel_spectrogram, sliding_windows
 from .onnx_session import default_session_options, open_session
 
-__all__ = ["WindowParams", "ScoreResult", "Model", "load_model", "aggregate_scores"]
+__all__ = ["Model", "ScoreResult", "WindowParams", "aggregate_scores", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,9 @@ class Model:
         self.name: str = bundle.name
         try:
             self.feature_params = FeatureParams.from_dict(card["features"])
-            self.window = WindowParams(frames=int(card["window"]["frames"]), hop_frames=int(card["window"]["hop_frames"]))
+            self.window = WindowParams(
+                frames=int(card["window"]["frames"]), hop_frames=int(card["window"]["hop_frames"])
+            )
             self.channel: ChannelPolicy = card["channel"]["policy"]
             norm = card["normalization"]
             self.norm_mean = np.asarray(norm["mean"], dtype=np.float32)[:, None]
@@ -210,7 +212,8 @@ class Model:
         if y.shape[0] < min_samples:
             seconds = min_samples / self.feature_params.sample_rate
             raise AudioTooShortError(
-                path, f"too short: {y.shape[0] / self.feature_params.sample_rate:.2f} s, one window needs {seconds:.2f} s"
+                path,
+                f"too short: {y.shape[0] / self.feature_params.sample_rate:.2f} s, one window needs {seconds:.2f} s",
             )
         window_scores = self.score_latents(self.embed(self.windows(self.features(y))), detector=detector)
         return self.result(window_scores, detector=detector, threshold=threshold, path=path)
@@ -253,7 +256,9 @@ class Model:
         return f"Model(name={self.name!r}, detectors={self.detectors}, root={str(self.bundle.root)!r})"
 
 
-def load_model(name_or_path: str | os.PathLike[str] = "fan", *, threads: int | None = None, verify: bool = True) -> Model:
+def load_model(
+    name_or_path: str | os.PathLike[str] = "fan", *, threads: int | None = None, verify: bool = True
+) -> Model:
     """Load a shipped model by name (``"fan"``) or a bundle folder by path.
 
     The card is checked (format, version, file checksums, ONNX interface) before use.
@@ -261,4 +266,3 @@ def load_model(name_or_path: str | os.PathLike[str] = "fan", *, threads: int | N
     bundle = read_bundle(name_or_path, verify=verify)
     log.debug("loading model %s from %s", bundle.name, bundle.root)
     return Model(bundle, threads=threads)
-

@@ -49,7 +49,11 @@ class StreamingScorer:
         p = model.feature_params
         self._p = p
         rate = sample_rate or p.sample_rate
-        self._resampler = None if rate == p.sample_rate else soxr.ResampleStream(rate, p.sample_rate, 1, dtype="float32", quality="HQ")
+        self._resampler = (
+            None
+            if rate == p.sample_rate
+            else soxr.ResampleStream(rate, p.sample_rate, 1, dtype="float32", quality="HQ")
+        )
         self._samples = np.zeros(p.n_fft // 2, dtype=np.float32)  # centred framing's left padding
         self._frames = np.zeros((p.n_mels, 0), dtype=np.float32)  # frames not yet past every window
         self._frames_offset = 0  # absolute index of self._frames[:, 0]
@@ -119,7 +123,11 @@ class StreamingScorer:
         """Flush the end of the stream and return the clip's :class:`ScoreResult`."""
         if self._finished:
             raise RuntimeError("stream already finished")
-        tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True) if self._resampler else np.zeros(0, np.float32)
+        tail = (
+            self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            if self._resampler
+            else np.zeros(0, np.float32)
+        )
         self._consume(tail)
         p = self._p
         # Right padding of centred framing; it adds frames but is not audio received.
@@ -127,7 +135,9 @@ class StreamingScorer:
         self._finished = True
         if self._n_windows == 0:
             need = self.model.window.min_samples(p) / p.sample_rate
-            raise AudioTooShortError(None, f"too short: {self._received / p.sample_rate:.2f} s, one window needs {need:.2f} s")
+            raise AudioTooShortError(
+                None, f"too short: {self._received / p.sample_rate:.2f} s, one window needs {need:.2f} s"
+            )
         return self.model.result(self.window_scores, detector=self.detector, threshold=self.threshold)
 
     def _consume_padding(self, padding: np.ndarray) -> None:

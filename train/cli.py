@@ -20,7 +20,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (replaced if it exists)")
     parser.add_argument("--name", help="model name in the card (default: the machine type)")
     parser.add_argument(
-        "--test-machine", action="append", default=[], metavar="ID",
+        "--test-machine",
+        action="append",
+        default=[],
+        metavar="ID",
         help="machine id held out of training and used only for evaluation (repeatable)",
     )
     parser.add_argument("--epochs", type=int, default=100, help="maximum epochs; early stopping on held-out normals")

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Clip", "Split", "read_clips_csv", "scan_folder", "split_clips", "AUDIO_SUFFIXES"]
+__all__ = ["AUDIO_SUFFIXES", "Clip", "Split", "read_clips_csv", "scan_folder", "split_clips"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from soundsentry.audio import read_audio, resample
 from soundsentry.bundle import FORMAT, FORMAT_VERSION
 from soundsentry.detectors import LocalOutlierFactor
@@ -29,7 +28,7 @@ from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
 
 from .data import Clip, Split
 
-__all__ = ["TrainConfig", "train_bundle", "clip_spectrograms", "evaluate_bundle"]
+__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "train_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,17 @@ def _clip_entry(clip: Clip) -> dict[str, str]:
 
 
 def _versions() -> dict[str, str]:
-    names = ["soundsentry", "numpy", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "scikit-learn", "skl2onnx"]
+    names = [
+        "soundsentry",
+        "numpy",
+        "tensorflow",
+        "keras",
+        "tf2onnx",
+        "onnx",
+        "onnxruntime",
+        "scikit-learn",
+        "skl2onnx",
+    ]
     out = {"python": platform.python_version()}
     for name in names:
         try:
@@ -153,7 +162,6 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     Returns the card that was written.
     """
     from sklearn.svm import OneClassSVM
-
     from soundsentry.export.card import write_card
     from soundsentry.export.encoder import export_encoder
     from soundsentry.export.ocsvm import export_ocsvm
@@ -191,7 +199,9 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
 
     # Threshold calibration from normal clips only: held-out validation clips, plus each training
     # clip scored by detectors refitted without it (leave-one-clip-out).
-    val_latents = [encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop), verbose=0) for specs in val_specs.values()]
+    val_latents = [
+        encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop), verbose=0) for specs in val_specs.values()
+    ]
     calib: dict[str, list[float]] = {"lof": [], "ocsvm": []}
     for lat in val_latents:
         calib["lof"].append(float(np.mean(lof.anomaly_score(lat))))
@@ -244,22 +254,41 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         },
         "channel": {
             "policy": config.channel_policy,
-            "training": "every channel of a multichannel file as a separate mono view" if config.all_channels else "channel 0",
+            "training": "every channel of a multichannel file as a separate mono view"
+            if config.all_channels
+            else "channel 0",
         },
         "normalization": {
             "kind": "per-mel-band standardisation with the training frames' mean and std",
             "mean": [round(float(v), 5) for v in mean.ravel()],
             "std": [round(float(v), 5) for v in std.ravel()],
         },
-        "encoder": {"file": "encoder.onnx", "input": "logmel", "output": "latent", "latent_dim": config.latent_dim,
-                    "input_shape": [None, params.n_mels, frames]},
+        "encoder": {
+            "file": "encoder.onnx",
+            "input": "logmel",
+            "output": "latent",
+            "latent_dim": config.latent_dim,
+            "input_shape": [None, params.n_mels, frames],
+        },
         "detectors": {
-            "lof": {"file": "lof.npz", "n_neighbors": lof.n_neighbors_, "n_reference": int(len(reference)),
-                    "threshold": thresholds["lof"], "threshold_rule": threshold_rule,
-                    "calibration_scores": [round(s, 6) for s in calib["lof"]]},
-            "ocsvm": {"file": "ocsvm.onnx", "input": "latent", "output": "scores", "nu": config.ocsvm_nu, "gamma": "scale",
-                      "threshold": thresholds["ocsvm"], "threshold_rule": threshold_rule,
-                      "calibration_scores": [round(s, 6) for s in calib["ocsvm"]]},
+            "lof": {
+                "file": "lof.npz",
+                "n_neighbors": lof.n_neighbors_,
+                "n_reference": len(reference),
+                "threshold": thresholds["lof"],
+                "threshold_rule": threshold_rule,
+                "calibration_scores": [round(s, 6) for s in calib["lof"]],
+            },
+            "ocsvm": {
+                "file": "ocsvm.onnx",
+                "input": "latent",
+                "output": "scores",
+                "nu": config.ocsvm_nu,
+                "gamma": "scale",
+                "threshold": thresholds["ocsvm"],
+                "threshold_rule": threshold_rule,
+                "calibration_scores": [round(s, 6) for s in calib["ocsvm"]],
+            },
         },
         "default_detector": "lof",
         "aggregate": config.aggregate,
@@ -267,7 +296,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
             "split": split.description,
             "config": {k: v for k, v in asdict(config).items() if k != "features"},
             "fit": fit_summary,
-            "n_train_windows": int(len(train_x)),
+            "n_train_windows": len(train_x),
             "train_clips": [_clip_entry(c) for c in split.train],
             "validation_clips": [_clip_entry(c) for c in split.validation],
         },
@@ -303,7 +332,9 @@ def evaluate_bundle(bundle: str | Path, clips: list[Clip]) -> dict[str, Any]:
                 "auc": round(roc_auc(labels, scores), 4),
                 "pauc_fpr_0.1": round(partial_roc_auc(labels, scores, max_fpr=0.1), 4),
             }
-            entry |= {k: round(v, 4) for k, v in precision_recall_f1(labels, scores, threshold=model.thresholds[name]).items()}
+            entry |= {
+                k: round(v, 4) for k, v in precision_recall_f1(labels, scores, threshold=model.thresholds[name]).items()
+            }
         result[name] = entry
     result["clips"] = [c.path.name for c in clips]
     return result
