@@ -23,5 +23,6 @@ def write_card(root: str | Path, card: dict[str, Any], *, files: list[str]) -> P
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(card, fh, indent=2, sort_keys=False)
         fh.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a bundle is read by everyone
     os.replace(tmp, target)
     return target

@@ -141,6 +141,11 @@ def read_bundle(name_or_path: str | os.PathLike[str], *, verify: bool = True) ->
         raise ModelIntegrityError(
             f"{card_path}: unsupported format version {card['format_version']!r} (this SoundSentry reads {FORMAT_VERSION})"
         )
+    for section in ("features", "window", "channel", "normalization", "encoder", "detectors"):
+        if not isinstance(card[section], dict):
+            raise ModelIntegrityError(f"{card_path}: {section!r} must be a JSON object")
+    if not card["detectors"] or not all(isinstance(d, dict) for d in card["detectors"].values()):
+        raise ModelIntegrityError(f"{card_path}: 'detectors' must map detector names to objects")
     files = card["files"]
     if not isinstance(files, dict) or not files:
         raise ModelIntegrityError(f"{card_path}: 'files' must map file names to sha256 checksums")

@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("paths", nargs="+", metavar="PATH", help="audio files (WAV, FLAC, OGG) or folders")
     score.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
     score.add_argument("--detector", choices=["lof", "ocsvm"], help="detector (default: the model's)")
-    score.add_argument("--threshold", type=float, help="override the model's threshold for the chosen detector")
+    score.add_argument(
+        "--threshold",
+        type=float,
+        help="override the model's threshold for the chosen detector (negative exponents: --threshold=-1e9)",
+    )
     score.add_argument("--format", choices=["table", "csv", "json"], default="table", dest="fmt")
     score.add_argument("-o", "--output", type=Path, help="write rows to this file instead of stdout")
     score.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
@@ -101,7 +105,11 @@ def _score(args: argparse.Namespace) -> int:
     if args.output:
         # Rows go to a side file flushed per row; it is renamed only when the batch is complete.
         partial = args.output.with_name(args.output.name + ".part")
-        stream = open(partial, "w", encoding="utf-8", newline="")
+        try:
+            stream = open(partial, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            print(f"soundsentry score: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
     else:
         stream = sys.stdout
     writer = make_writer(args.fmt, stream)

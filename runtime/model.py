@@ -106,10 +106,21 @@ class Model:
             raise ModelIntegrityError(f"{bundle.root}: normalisation does not match {self.feature_params.n_mels} mels")
         if self.channel not in ("first", "mean"):
             raise ModelIntegrityError(f"{bundle.root}: unknown channel policy {self.channel!r}")
+        if self.window.frames < 1 or self.window.hop_frames < 1:
+            raise ModelIntegrityError(f"{bundle.root}: window frames and hop must be positive")
+        if self.default_detector not in self.thresholds:
+            raise ModelIntegrityError(f"{bundle.root}: default detector {self.default_detector!r} is not in the card")
         options = default_session_options(threads=threads)
         self._encoder = open_session(
             bundle.path(card["encoder"]["file"]), inputs=[ENCODER_INPUT], outputs=[ENCODER_OUTPUT], options=options
         )
+        # The window shape in the card must be the one the graph was exported for.
+        expected = [self.feature_params.n_mels, self.window.frames]
+        got = list(self._encoder.get_inputs()[0].shape[1:])
+        if got != expected:
+            raise ModelIntegrityError(
+                f"{bundle.root}: encoder expects windows of shape {got}, the card says {expected}"
+            )
         self._session_options = options
         self._detectors: dict[str, Any] = {}
 

@@ -65,7 +65,8 @@ class CsvWriter(RowWriter):
     def write(self, row: Row) -> None:
         d = row.to_dict()
         d["score"], d["threshold"] = _number(row.score), _number(row.threshold)
-        self._csv.writerow([_safe_cell(str(d[f])) for f in FIELDS])
+        # Numbers stay numbers: quoting them would turn a negative score into the text "'-0.05".
+        self._csv.writerow([d[f] if f in ("score", "threshold") else _safe_cell(str(d[f])) for f in FIELDS])
         self.stream.flush()
 
 

@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 import soundsentry
 
 TESTS_DIR = Path(__file__).resolve().parent

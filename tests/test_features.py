@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-
 from soundsentry.features import FeatureParams, frame_count, log_mel_spectrogram, mel_filterbank, sliding_windows
 
 from .conftest import DATA_CLIPS
 
-librosa = pytest.importorskip("librosa")
+
+@pytest.fixture(scope="module")
+def librosa():
+    return pytest.importorskip("librosa")
+
 
 PARAMS = FeatureParams()
 
@@ -22,7 +25,7 @@ def _channel0(path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("path", DATA_CLIPS, ids=lambda p: p.name)
-def test_log_mel_matches_librosa(path):
+def test_log_mel_matches_librosa(librosa, path):
     y = _channel0(path)
     ours = log_mel_spectrogram(y, params=PARAMS)
     mel = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=1024, hop_length=512, n_mels=128)
@@ -37,7 +40,7 @@ def test_log_mel_matches_librosa(path):
 
 @pytest.mark.filterwarnings("ignore:n_fft=1024 is too large:UserWarning")
 @pytest.mark.parametrize("n", [16000, 16000 * 3 + 1, 511, 512, 513, 1024, 5000])
-def test_frame_count_is_centred_framing(n):
+def test_frame_count_is_centred_framing(librosa, n):
     rng = np.random.default_rng(n)
     y = rng.standard_normal(n).astype(np.float32) * 0.1
     spec = log_mel_spectrogram(y, params=PARAMS)
@@ -51,7 +54,7 @@ def test_frame_count_is_centred_framing(n):
     ("sr", "n_fft", "n_mels", "fmin", "fmax"),
     [(16000, 1024, 128, 0.0, None), (16000, 2048, 64, 50.0, 7000.0), (22050, 512, 40, 0.0, None)],
 )
-def test_mel_filterbank_matches_librosa(sr, n_fft, n_mels, fmin, fmax):
+def test_mel_filterbank_matches_librosa(librosa, sr, n_fft, n_mels, fmin, fmax):
     ours = mel_filterbank(sample_rate=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float64)
     assert ours.shape == ref.shape == (n_mels, n_fft // 2 + 1)

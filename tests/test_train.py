@@ -41,9 +41,25 @@ def trained_bundle(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]
             writer.writerow([str(DATA / name), "fan", machine, label, "tests"])
     out = root / "bundle"
     proc = subprocess.run(
-        [sys.executable, "-m", "soundsentry.train", str(csv_path), "--machine-type", "fan", "--out", str(out),
-         "--epochs", "2", "--patience", "1", "--validation-fraction", "0.34"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "soundsentry.train",
+            str(csv_path),
+            "--machine-type",
+            "fan",
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--patience",
+            "1",
+            "--validation-fraction",
+            "0.34",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return out, proc
 
@@ -84,7 +100,6 @@ def test_trained_bundle_scores_with_the_runtime(trained_bundle):
         result = model.score(DATA / "yos95_id_06_anomaly_id_06_00000002.flac", detector=detector)
         assert np.isfinite(result.window_scores).all()
         assert result.verdict in ("normal", "abnormal")
-
 
 
 def test_evaluation_reports_metrics_from_the_runtime(trained_bundle):

@@ -336,5 +336,5 @@ def evaluate_bundle(bundle: str | Path, clips: list[Clip]) -> dict[str, Any]:
                 k: round(v, 4) for k, v in precision_recall_f1(labels, scores, threshold=model.thresholds[name]).items()
             }
         result[name] = entry
-    result["clips"] = [c.path.name for c in clips]
+    result["clips"] = [f"{c.label}/{c.path.name}" for c in clips]
     return result
