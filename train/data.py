@@ -12,9 +12,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["AUDIO_SUFFIXES", "Clip", "Split", "read_clips_csv", "scan_folder", "split_clips"]
+from soundsentry.batch import AUDIO_SUFFIXES
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+__all__ = ["AUDIO_SUFFIXES", "Clip", "Split", "read_clips_csv", "scan_folder", "split_clips"]
 
 
 @dataclass(frozen=True)
