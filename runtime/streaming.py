@@ -84,9 +84,10 @@ class StreamingScorer:
             chunk = self._resampler.resample_chunk(chunk)
         return self._consume(chunk)
 
-    def _consume(self, mono: np.ndarray) -> StreamUpdate:
+    def _consume(self, mono: np.ndarray, *, received: bool = True) -> StreamUpdate:
         p = self._p
-        self._received += mono.shape[0]
+        if received:
+            self._received += mono.shape[0]
         self._samples = np.concatenate([self._samples, mono])
         n_new = 0 if self._samples.shape[0] < p.n_fft else 1 + (self._samples.shape[0] - p.n_fft) // p.hop_length
         if n_new:
@@ -131,7 +132,7 @@ class StreamingScorer:
         self._consume(tail)
         p = self._p
         # Right padding of centred framing; it adds frames but is not audio received.
-        self._consume_padding(np.zeros(p.n_fft // 2, dtype=np.float32))
+        self._consume(np.zeros(p.n_fft // 2, dtype=np.float32), received=False)
         self._finished = True
         if self._n_windows == 0:
             need = self.model.window.min_samples(p) / p.sample_rate
@@ -139,8 +140,3 @@ class StreamingScorer:
                 None, f"too short: {self._received / p.sample_rate:.2f} s, one window needs {need:.2f} s"
             )
         return self.model.result(self.window_scores, detector=self.detector, threshold=self.threshold)
-
-    def _consume_padding(self, padding: np.ndarray) -> None:
-        received = self._received
-        self._consume(padding)
-        self._received = received
