@@ -54,3 +54,7 @@ class ModelNotFoundError(ModelError):
 
 class ModelIntegrityError(ModelError):
     """A bundle is malformed: bad card, missing file, checksum or graph mismatch."""
+
+
+class EnrollmentError(SoundSentryError):
+    """Enrollment cannot build a bundle: no usable normal audio, too little of it, a missing extra, or the output folder is in the way."""

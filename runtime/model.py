@@ -257,6 +257,17 @@ class Model:
         p = self.feature_params
         return ((self.window.frames - 1) * p.hop_length + p.n_fft) / p.sample_rate
 
+    def enroll(self, normal, *, out: str | os.PathLike[str], **options: Any) -> Model:
+        """A new bundle for one machine: this model's encoder, detector(s) fitted on ``normal`` recordings.
+
+        ``normal`` is a sequence of audio paths, folders, ``(samples, rate)`` tuples or arrays.
+        Writes the bundle to ``out`` and returns it loaded. Options (``detectors``, ``name``,
+        ``quantile``, ``overwrite``, ``progress``...) are those of :func:`soundsentry.enroll.enroll`.
+        """
+        from .enroll import enroll
+
+        return enroll(self, normal, out=out, **options)
+
     def stream(self, *, sample_rate: int | None = None, detector: str | None = None, threshold: float | None = None):
         """A :class:`~soundsentry.streaming.StreamingScorer` for audio arriving in chunks."""
         from .streaming import StreamingScorer

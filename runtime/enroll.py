@@ -1,0 +1,509 @@
+"""Enrollment: a model for the user's own machine from its normal recordings alone.
+
+The shipped encoder is kept as it is; only the detector is fitted again, on the latents of
+the user's normal recordings, and the threshold is calibrated from those recordings alone:
+
+1. every recording -> the model's channel policy, features, windows -> encoder latents;
+2. LOF (NumPy, always) and optionally a One-Class SVM (scikit-learn + skl2onnx, the
+   ``[train]`` extra) are fitted on all windows;
+3. calibration scores: each recording is scored by a detector refitted without it
+   (leave-one-recording-out). With fewer than ``min_loo_recordings`` recordings that gives
+   too few scores, so each recording is cut into blocks of ``block_windows`` windows and
+   each block is scored by a detector refitted without the block *and* without the windows
+   that overlap it (leave-one-block-out);
+4. threshold = the robust rule of :func:`soundsentry.calibration.robust_threshold`;
+5. a complete new bundle (encoder copy, detector files, card) is written and loaded back.
+
+Abnormal recordings take no part in any step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from .batch import find_audio_files
+from .bundle import CARD_NAME, file_sha256
+from .calibration import robust_threshold, robust_threshold_rule
+from .detectors import LocalOutlierFactor
+from .errors import AudioTooShortError, EnrollmentError, SoundSentryError
+from .model import Model, aggregate_scores, load_model
+
+__all__ = [
+    "CalibrationPlan",
+    "EnrolledRecording",
+    "NormalInput",
+    "calibration_plan",
+    "calibration_scores",
+    "embed_recordings",
+    "enroll",
+    "fit_detector",
+]
+
+log = logging.getLogger(__name__)
+
+#: One normal recording: a file or folder path, ``(samples, sample_rate)``, or samples at the model's rate.
+NormalInput = Union[str, "os.PathLike[str]", tuple[np.ndarray, int], np.ndarray]
+
+DETECTOR_FILES = {"lof": "lof.npz", "ocsvm": "ocsvm.onnx"}
+TRAIN_EXTRA_HINT = 'pip install "soundsentry[train]"'
+
+
+@dataclass
+class EnrolledRecording:
+    """One normal recording after the encoder.
+
+    Attributes
+    ----------
+    name : str
+        The path as given, or ``"<array N>"``.
+    sha256 : str
+        sha256 of the file's bytes (of the float32 samples for arrays).
+    seconds : float
+        Duration at the model's rate.
+    latents : np.ndarray, shape (n_windows, latent_dim)
+    """
+
+    name: str
+    sha256: str
+    seconds: float
+    latents: np.ndarray
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.latents.shape[0])
+
+
+@dataclass
+class CalibrationPlan:
+    """Which windows each calibration score is computed on, and which windows its detector may use.
+
+    Attributes
+    ----------
+    mode : str
+        ``"leave-one-recording-out"`` or ``"leave-one-block-out"``.
+    scored : list of np.ndarray of int
+        Window indices (into the concatenated latents) aggregated into one calibration score.
+    reference : list of np.ndarray of bool, shape (n_windows,)
+        Windows the detector for that score is fitted on.
+    description : str
+    """
+
+    mode: str
+    scored: list[np.ndarray]
+    reference: list[np.ndarray]
+    description: str
+
+
+def _expand(normal: Sequence[NormalInput]) -> list[NormalInput]:
+    if isinstance(normal, (str, os.PathLike, np.ndarray)) or (
+        isinstance(normal, tuple) and len(normal) == 2 and isinstance(normal[0], np.ndarray)
+    ):
+        normal = [normal]  # one recording given on its own
+    out: list[NormalInput] = []
+    for item in normal:
+        if isinstance(item, (str, os.PathLike)) and os.path.isdir(item):
+            found = find_audio_files([item])
+            if not found:
+                log.warning("%s: no audio files in this folder", os.fspath(item))
+            out.extend(found)
+        else:
+            out.append(item)
+    return out
+
+
+def embed_recordings(
+    model: Model,
+    normal: Sequence[NormalInput],
+    *,
+    strict: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[list[EnrolledRecording], list[dict[str, str]]]:
+    """Encoder latents of every normal recording; folders are searched for audio files.
+
+    A recording that cannot be used (undecodable, too short, NaN...) is skipped with its
+    reason unless ``strict``, so one bad file does not lose the others' work.
+
+    Returns
+    -------
+    recordings : list of EnrolledRecording
+    skipped : list of dict with keys ``name`` and ``problem``
+    """
+    items = _expand(normal)
+    recordings: list[EnrolledRecording] = []
+    skipped: list[dict[str, str]] = []
+    rate = model.feature_params.sample_rate
+    for i, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            name = os.fspath(item)
+        else:
+            name = f"<array {i}>"
+        if progress is not None:
+            progress(i, len(items), name)
+        try:
+            if isinstance(item, (str, os.PathLike)):
+                y = model.load(name)
+                digest = file_sha256(name)
+            else:
+                samples, sr = item if isinstance(item, tuple) else (item, None)
+                y = model.prepare(np.asarray(samples), sample_rate=sr)
+                digest = hashlib.sha256(np.ascontiguousarray(y, dtype="<f4").tobytes()).hexdigest()
+            need = model.window.min_samples(model.feature_params)
+            if y.shape[0] < need:
+                raise AudioTooShortError(name, f"too short: {y.shape[0] / rate:.2f} s, one window needs {need / rate:.2f} s")
+            latents = model.embed(model.windows(model.features(y)))
+        except SoundSentryError as exc:
+            if strict:
+                raise
+            problem = getattr(exc, "problem", None) or str(exc)
+            log.warning("%s: skipped (%s)", name, problem)
+            skipped.append({"name": name, "problem": problem})
+            continue
+        recordings.append(EnrolledRecording(name=name, sha256=digest, seconds=len(y) / rate, latents=latents))
+    if progress is not None:
+        progress(len(items), len(items), "")
+    return recordings, skipped
+
+
+def calibration_plan(
+    window_counts: Sequence[int],
+    *,
+    min_loo_recordings: int = 5,
+    block_windows: int = 4,
+    guard_windows: int = 3,
+) -> CalibrationPlan:
+    """Decide how calibration scores are computed from recordings of ``window_counts`` windows.
+
+    Parameters
+    ----------
+    window_counts : sequence of int
+        Windows per recording, in the order of the concatenated latents.
+    min_loo_recordings : int
+        From this many recordings on, each recording is left out in turn.
+    block_windows : int
+        Windows per block in leave-one-block-out.
+    guard_windows : int
+        Windows either side of a block that share spectrogram frames with it; left out of its
+        reference too, or the block would be scored against copies of its own frames.
+
+    Raises
+    ------
+    EnrollmentError
+        Too little audio for two calibration scores.
+    """
+    counts = [int(c) for c in window_counts]
+    starts = np.cumsum([0, *counts])
+    total = int(starts[-1])
+    scored: list[np.ndarray] = []
+    reference: list[np.ndarray] = []
+    if len(counts) >= min_loo_recordings:
+        for i in range(len(counts)):
+            keep = np.ones(total, bool)
+            keep[starts[i] : starts[i + 1]] = False
+            scored.append(np.arange(starts[i], starts[i + 1]))
+            reference.append(keep)
+        return CalibrationPlan(
+            "leave-one-recording-out",
+            scored,
+            reference,
+            f"each of the {len(counts)} recordings scored by a detector refitted without it (leave-one-recording-out)",
+        )
+    for i, n in enumerate(counts):
+        n_blocks = max(1, math.ceil(n / block_windows))
+        for block in np.array_split(np.arange(n), n_blocks):
+            if block.size == 0:
+                continue
+            keep = np.ones(total, bool)
+            lo = starts[i] + max(0, block[0] - guard_windows)
+            hi = starts[i] + min(n, block[-1] + 1 + guard_windows)
+            keep[lo:hi] = False
+            if keep.sum() < 2:
+                continue
+            scored.append(starts[i] + block)
+            reference.append(keep)
+    if len(scored) < 2:
+        raise EnrollmentError(
+            f"too little normal audio to calibrate a threshold: {len(counts)} recording(s), {total} window(s); "
+            "give at least one recording of about 10 s or several shorter ones"
+        )
+    return CalibrationPlan(
+        "leave-one-block-out",
+        scored,
+        reference,
+        f"fewer than {min_loo_recordings} recordings ({len(counts)}), so leave-one-block-out: {len(scored)} blocks of up "
+        f"to {block_windows} windows, each scored by a detector refitted without the block and the {guard_windows} "
+        "windows either side that share frames with it (block scores vary more than whole-recording scores, "
+        "which makes the threshold more conservative)",
+    )
+
+
+def _require_train_extra(detector: str) -> None:
+    from importlib.util import find_spec
+
+    missing = [name for name in ("sklearn", "skl2onnx") if find_spec(name) is None]
+    if missing:
+        raise EnrollmentError(
+            f"{detector} enrollment needs the [train] extra ({', '.join(missing)} not installed): {TRAIN_EXTRA_HINT}; "
+            "LOF enrollment works without it (detectors=('lof',))"
+        )
+
+
+def fit_detector(name: str, latents: np.ndarray, *, params: dict[str, Any]):
+    """Fit detector ``name`` on normal latents (n, d); returns an object with ``anomaly_score``.
+
+    ``"lof"`` is the NumPy :class:`~soundsentry.detectors.LocalOutlierFactor`; ``"ocsvm"`` is
+    scikit-learn's ``OneClassSVM`` (needs the ``[train]`` extra), wrapped to score like the runtime.
+    """
+    if name == "lof":
+        return LocalOutlierFactor(n_neighbors=int(params.get("n_neighbors", 20))).fit(latents)
+    if name == "ocsvm":
+        _require_train_extra(name)
+        from sklearn.svm import OneClassSVM
+
+        return _SklearnOCSVM(OneClassSVM(nu=float(params.get("nu", 0.05)), gamma=params.get("gamma", "scale")).fit(latents))
+    raise EnrollmentError(f"unknown detector {name!r} (choose from: {', '.join(DETECTOR_FILES)})")
+
+
+class _SklearnOCSVM:
+    """scikit-learn's One-Class SVM with the runtime's sign convention (higher = more anomalous)."""
+
+    def __init__(self, svm) -> None:
+        self.svm = svm
+
+    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        return -self.svm.decision_function(np.asarray(X, dtype=np.float32).astype(np.float64))
+
+
+def calibration_scores(
+    name: str, latents: np.ndarray, plan: CalibrationPlan, *, params: dict[str, Any], aggregate: str = "mean"
+) -> list[float]:
+    """Normal-only calibration scores of detector ``name`` following ``plan``."""
+    out = []
+    for scored, keep in zip(plan.scored, plan.reference, strict=True):
+        detector = fit_detector(name, latents[keep], params=params)
+        out.append(aggregate_scores(detector.anomaly_score(latents[scored]), rule=aggregate))
+    return out
+
+
+def _detector_params(model: Model, name: str, n_neighbors: int | None, nu: float | None) -> dict[str, Any]:
+    parent = model.card["detectors"].get(name, {})
+    if name == "lof":
+        return {"n_neighbors": int(n_neighbors or parent.get("n_neighbors", 20))}
+    if name == "ocsvm":
+        return {"nu": float(nu or parent.get("nu", 0.05)), "gamma": "scale"}
+    return {}
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("soundsentry", "numpy", "onnxruntime", "scikit-learn", "skl2onnx"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _prepare_out(out: Path, model: Model, overwrite: bool) -> None:
+    if out.resolve() == Path(model.bundle.root).resolve():
+        raise EnrollmentError(f"{out}: the output folder is the parent model's own folder; choose a new one")
+    if out.exists():
+        if not out.is_dir():
+            raise EnrollmentError(f"{out}: exists and is not a folder")
+        entries = list(out.iterdir())
+        if entries and not overwrite:
+            raise EnrollmentError(f"{out}: folder exists and is not empty (overwrite=True / --force replaces a bundle)")
+        if entries and not (out / CARD_NAME).is_file():
+            # Never delete a folder that is not a bundle, whatever the flag says.
+            raise EnrollmentError(f"{out}: folder is not empty and holds no model bundle; refusing to replace it")
+
+
+def enroll(
+    model: Model | str | os.PathLike[str],
+    normal: Sequence[NormalInput],
+    *,
+    out: str | os.PathLike[str],
+    detectors: Sequence[str] = ("lof",),
+    name: str | None = None,
+    machine_type: str | None = None,
+    n_neighbors: int | None = None,
+    nu: float | None = None,
+    quantile: float = 0.99,
+    min_loo_recordings: int = 5,
+    block_windows: int = 4,
+    overwrite: bool = False,
+    strict: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Model:
+    """Fit a model's detector(s) on a machine's own normal recordings and write a new bundle.
+
+    Parameters
+    ----------
+    model : Model or str or os.PathLike
+        The parent: a loaded model, a shipped model name (``"fan"``, ``"general"``) or a bundle folder.
+        Its encoder, features, window and normalisation are kept.
+    normal : sequence of NormalInput
+        Normal recordings: audio file paths, folders (searched recursively), ``(samples, rate)``
+        tuples or arrays at the model's rate; samples of shape (n,) or (n, channels).
+    out : str or os.PathLike
+        Folder of the new bundle; must be new or empty (or a bundle, with ``overwrite``).
+    detectors : sequence of {"lof", "ocsvm"}
+        The first is the new bundle's default. ``"ocsvm"`` needs the ``[train]`` extra.
+    name, machine_type : str, optional
+        For the card (defaults: the output folder's name, the parent's machine type).
+    n_neighbors, nu : optional
+        LOF neighbours and OC-SVM ``nu`` (defaults: the parent's).
+    quantile : float
+        Quantile of the robust normal fit that becomes the threshold.
+    min_loo_recordings, block_windows : int
+        Calibration by leave-one-recording-out from ``min_loo_recordings`` recordings on,
+        else leave-one-block-out with blocks of ``block_windows`` windows (see :func:`calibration_plan`).
+    overwrite : bool
+        Replace an existing bundle at ``out``.
+    strict : bool
+        Raise on the first unusable recording instead of skipping it.
+    progress : callable(done, total, name), optional
+        Called before each recording and once at the end (``done == total``).
+
+    Returns
+    -------
+    Model
+        The new bundle, loaded (and checked) from ``out``.
+
+    Raises
+    ------
+    EnrollmentError
+        No usable recordings, too little audio, bad options, OC-SVM without ``[train]``, or ``out`` in the way.
+    AudioError
+        With ``strict``, the first recording that cannot be used.
+    """
+    if not isinstance(model, Model):
+        model = load_model(model)
+    detectors = list(dict.fromkeys(detectors))
+    if not detectors:
+        raise EnrollmentError("choose at least one detector")
+    for det in detectors:
+        if det not in DETECTOR_FILES:
+            raise EnrollmentError(f"unknown detector {det!r} (choose from: {', '.join(DETECTOR_FILES)})")
+        if det != "lof":
+            _require_train_extra(det)  # fail before minutes of embedding, not after
+    out = Path(out)
+    _prepare_out(out, model, overwrite)
+
+    recordings, skipped = embed_recordings(model, normal, strict=strict, progress=progress)
+    if not recordings:
+        reasons = "; ".join(f"{s['name']}: {s['problem']}" for s in skipped[:5])
+        raise EnrollmentError("no usable normal recordings" + (f" ({reasons})" if reasons else ""))
+    latents = np.concatenate([r.latents for r in recordings]).astype(np.float32).astype(np.float64)
+    plan = calibration_plan(
+        [r.n_windows for r in recordings], min_loo_recordings=min_loo_recordings, block_windows=block_windows
+    )
+    rule = f"{robust_threshold_rule(quantile)} to {len(plan.scored)} normal calibration scores: {plan.description}"
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    try:
+        encoder_file = model.card["encoder"]["file"]
+        shutil.copyfile(model.bundle.path(encoder_file), tmp / "encoder.onnx")
+        card_detectors: dict[str, Any] = {}
+        for det in detectors:
+            params = _detector_params(model, det, n_neighbors, nu)
+            fitted = fit_detector(det, latents, params=params)
+            scores = calibration_scores(det, latents, plan, params=params, aggregate=model.aggregate)
+            threshold = robust_threshold(scores, quantile=quantile)
+            entry: dict[str, Any] = {"file": DETECTOR_FILES[det]}
+            if det == "lof":
+                fitted.save(tmp / DETECTOR_FILES[det])
+                entry |= {"n_neighbors": fitted.n_neighbors_, "n_reference": len(latents)}
+            else:
+                from soundsentry.export.ocsvm import export_ocsvm
+
+                export_ocsvm(fitted.svm, tmp / DETECTOR_FILES[det], latent_dim=latents.shape[1])
+                entry |= {"input": "latent", "output": "scores", "nu": params["nu"], "gamma": params["gamma"]}
+            entry |= {
+                "threshold": threshold,
+                "threshold_rule": rule,
+                "calibration_scores": [round(float(s), 6) for s in scores],
+            }
+            card_detectors[det] = entry
+            log.info("%s: threshold %.4g from %d calibration scores", det, threshold, len(scores))
+
+        card = _card(model, out, tmp, recordings, skipped, plan, card_detectors, detectors, name, machine_type, quantile)
+        _write_card(tmp, card, files=["encoder.onnx", *(DETECTOR_FILES[d] for d in detectors)])
+        if out.exists():
+            shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    os.chmod(out, 0o755)  # mkdtemp makes it owner-only; a bundle is read by everyone
+    return load_model(out)
+
+
+def _card(model, out, tmp, recordings, skipped, plan, card_detectors, detectors, name, machine_type, quantile):
+    parent = model.card
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    keep = ("features", "window", "channel", "normalization", "aggregate", "score_direction")
+    card: dict[str, Any] = {
+        "format": parent["format"],
+        "format_version": parent["format_version"],
+        "name": name or out.name,
+        "machine_type": machine_type or parent.get("machine_type", ""),
+        "created": now,
+    }
+    card |= {k: parent[k] for k in keep if k in parent}
+    card["encoder"] = dict(parent["encoder"]) | {"file": "encoder.onnx"}
+    card["detectors"] = card_detectors
+    card["default_detector"] = detectors[0]
+    card["enrollment"] = {
+        "created": now,
+        "parent": {
+            "name": model.name,
+            "machine_type": parent.get("machine_type", ""),
+            "created": parent.get("created", ""),
+            "encoder_sha256": file_sha256(tmp / "encoder.onnx"),
+            "training_split": parent.get("training", {}).get("split", ""),
+        },
+        "recordings": [
+            {
+                "file": os.path.basename(r.name) if not r.name.startswith("<") else r.name,
+                "path": r.name,
+                "sha256": r.sha256,
+                "seconds": round(r.seconds, 3),
+                "windows": r.n_windows,
+            }
+            for r in recordings
+        ],
+        "skipped": skipped,
+        "n_recordings": len(recordings),
+        "n_windows": int(sum(r.n_windows for r in recordings)),
+        "seconds": round(sum(r.seconds for r in recordings), 3),
+        "scored_channel": model.channel,
+        "calibration": {"mode": plan.mode, "n_scores": len(plan.scored), "description": plan.description},
+        "quantile": quantile,
+        "note": "encoder kept from the parent model; detector(s) fitted and threshold calibrated on these normal "
+        "recordings only, no abnormal recording was used",
+    }
+    card["versions"] = _versions()
+    return card
+
+
+def _write_card(root: Path, card: dict[str, Any], *, files: list[str]) -> None:
+    card = dict(card)
+    card["files"] = {f: file_sha256(root / f) for f in files}
+    with open(root / CARD_NAME, "w", encoding="utf-8") as fh:
+        json.dump(card, fh, indent=2)
+        fh.write("\n")
