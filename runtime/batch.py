@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from .audio import check_samples, read_audio, select_channel
 from .errors import SoundSentryError
+from .quality import signal_flags
 from .report import Row
 
-__all__ = ["AUDIO_SUFFIXES", "find_audio_files", "score_file", "score_files"]
+__all__ = ["AUDIO_SUFFIXES", "decode_file", "find_audio_files", "score_file", "score_files"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -40,14 +44,36 @@ def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
+def decode_file(model, path: str) -> tuple:
+    """Decode ``path`` into mono samples at the model's rate and the signal flags of what was decoded.
+
+    The flags (:func:`~soundsentry.quality.signal_flags`) are computed on the channel the
+    model hears at the file's own rate, before resampling can smooth a clipped peak.
+
+    Returns
+    -------
+    samples : np.ndarray, shape (n_samples,), float32
+    flags : tuple of str
+    """
+    samples, rate = read_audio(path)
+    check_samples(samples, path=path)
+    mono = select_channel(samples, policy=model.channel)
+    del samples  # an 8-channel hour is large; keep only the channel scored
+    flags = signal_flags(mono)
+    return model.prepare(mono, sample_rate=rate, path=path), flags
+
+
 def score_file(model, path: str, *, detector: str | None, threshold: float | None) -> Row:
-    """Score one file into a :class:`Row`; SoundSentry errors become an ``error`` row."""
+    """Score one file into a :class:`Row`; any failure becomes an ``error`` row naming the cause."""
     detector = detector or model.default_detector
     try:
-        result = model.score(path, detector=detector, threshold=threshold)
+        samples, flags = decode_file(model, path)
+        result = model.score_samples(samples, detector=detector, threshold=threshold, path=path)
     except Exception as exc:  # one bad file must not end the batch
         if isinstance(exc, SoundSentryError):
             problem = getattr(exc, "problem", None) or str(exc)
+        elif isinstance(exc, MemoryError):
+            problem = "not enough memory to decode and score this file"
         else:
             log.debug("unexpected error scoring %s", path, exc_info=True)
             problem = f"unexpected {type(exc).__name__}: {exc}"
@@ -62,6 +88,7 @@ def score_file(model, path: str, *, detector: str | None, threshold: float | Non
         threshold=result.threshold,
         detector=detector,
         model=model.name,
+        flags=flags,
     )
 
 
@@ -70,14 +97,16 @@ _worker_model = None
 
 def _init_worker(model_ref: str, threads: int) -> None:
     global _worker_model
+    # Ctrl-C reaches the whole process group; the parent decides what happens, so workers
+    # must not die mid-file printing tracebacks of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .model import load_model
 
     _worker_model = load_model(model_ref, threads=threads)
 
 
-def _score_in_worker(args: tuple[str, str | None, float | None]) -> Row:
-    path, detector, threshold = args
-    return score_file(_worker_model, path, detector=detector, threshold=threshold)
+def _score_chunk(paths: list[str], detector: str | None, threshold: float | None) -> list[Row]:
+    return [score_file(_worker_model, path, detector=detector, threshold=threshold) for path in paths]
 
 
 def score_files(
@@ -87,13 +116,27 @@ def score_files(
     detector: str | None = None,
     threshold: float | None = None,
     jobs: int = 1,
+    chunksize: int = 4,
 ) -> Iterator[Row]:
-    """Yield one row per path, in order. ``jobs > 1`` scores in worker processes, one model each."""
+    """Yield one row per path, in order. ``jobs > 1`` scores in worker processes, one model each.
+
+    At most a few chunks per worker are in flight, so memory stays flat however many files
+    the batch holds, and closing the generator (Ctrl-C in the caller) cancels the rest.
+    """
     if jobs <= 1 or len(paths) < 2:
         for path in paths:
             yield score_file(model, path, detector=detector, threshold=threshold)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     model_ref = str(Path(model.bundle.root))
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(model_ref, threads)) as pool:
-        yield from pool.map(_score_in_worker, [(p, detector, threshold) for p in paths], chunksize=4)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(model_ref, threads))
+    pending: deque = deque()
+    try:
+        for start in range(0, len(paths), chunksize):
+            pending.append(pool.submit(_score_chunk, paths[start : start + chunksize], detector, threshold))
+            while len(pending) >= 4 * jobs:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -7,7 +7,7 @@ errors are instant. Exit status of ``score``: see :data:`EXIT_CODES`.
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +18,7 @@ EXIT_ANOMALIES = 1
 EXIT_USAGE = 2
 EXIT_FILES_FAILED = 3
 EXIT_MODEL_ERROR = 4
+EXIT_INTERRUPTED = 130
 
 #: Exit status of ``soundsentry score`` (``models``/``info`` use 0, 2 and 4 only).
 EXIT_CODES = {
@@ -26,6 +27,7 @@ EXIT_CODES = {
     EXIT_USAGE: "bad command line",
     EXIT_FILES_FAILED: "at least one file could not be scored (the others were)",
     EXIT_MODEL_ERROR: "the model could not be found or loaded",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); the rows so far are kept, --resume finishes",
 }
 
 
@@ -60,7 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="override the model's threshold for the chosen detector (negative exponents: --threshold=-1e9)",
     )
     score.add_argument("--format", choices=["table", "csv", "json"], default="table", dest="fmt")
-    score.add_argument("-o", "--output", type=Path, help="write rows to this file instead of stdout")
+    score.add_argument(
+        "-o", "--output", type=Path, help="write rows to this file instead of stdout (flushed row by row)"
+    )
+    score.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows already in the -o file (csv or json) and score only the files it lacks",
+    )
     score.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
 
     sub.add_parser("models", help="list shipped models")
@@ -77,17 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _score(args: argparse.Namespace) -> int:
     import logging
+    from collections import Counter
 
     from tqdm import tqdm
 
     from .batch import find_audio_files, score_files
     from .errors import ModelError
     from .model import load_model
-    from .report import make_writer
+    from .report import RESUMABLE_FORMATS, ReportError, make_writer, open_output
 
     log = logging.getLogger("soundsentry")
     if args.jobs < 1:
         print("soundsentry score: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.resume and (args.output is None or args.fmt not in RESUMABLE_FORMATS):
+        print("soundsentry score: --resume needs -o FILE and --format csv or json", file=sys.stderr)
         return EXIT_USAGE
     try:
         model = load_model(args.model)
@@ -100,41 +113,87 @@ def _score(args: argparse.Namespace) -> int:
     if not paths:
         print("soundsentry score: no audio files found", file=sys.stderr)
         return EXIT_FILES_FAILED
-    counts = {"normal": 0, "abnormal": 0, "error": 0}
-    partial = None
+    detector = args.detector or model.default_detector
+    threshold = model.thresholds[detector] if args.threshold is None else args.threshold
+    kept = []
     if args.output:
-        # Rows go to a side file flushed per row; it is renamed only when the batch is complete.
-        partial = args.output.with_name(args.output.name + ".part")
+        # Rows go straight into the file, whole and flushed one by one: a killed batch leaves
+        # a valid file of the rows done so far, which --resume continues.
         try:
-            stream = open(partial, "w", encoding="utf-8", newline="")
+            stream, append, kept = open_output(
+                args.output, args.fmt, resume=args.resume, model=model.name, detector=detector, threshold=threshold
+            )
+        except ReportError as exc:
+            print(f"soundsentry score: cannot resume: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except OSError as exc:
             print(f"soundsentry score: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
     else:
-        stream = sys.stdout
-    writer = make_writer(args.fmt, stream)
+        stream, append = sys.stdout, False
+        if hasattr(stream, "reconfigure"):
+            # A file name that is not valid UTF-8 is printed as its bytes, as ls would, not a traceback.
+            stream.reconfigure(errors="surrogateescape")
+    done = Counter(row.path for row in kept)
+    todo = []
+    for path in paths:
+        if done[path]:
+            done[path] -= 1
+        else:
+            todo.append(path)
+    counts = Counter(row.verdict for row in kept)
+    writer = make_writer(args.fmt, stream, append=append)
+    rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
+    interrupted = False
+    previous_sigterm = _sigterm_as_interrupt()
     try:
         writer.begin()
-        rows = score_files(model, paths, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
-        for row in tqdm(rows, total=len(paths), unit="file", file=sys.stderr, disable=None, leave=False):
+        for row in tqdm(rows, total=len(todo), unit="file", file=sys.stderr, disable=None, leave=False):
             writer.write(row)
             counts[row.verdict] += 1
             if row.error:
                 log.warning("%s: %s", row.path, row.error)
-        writer.end()
+            elif row.flags:
+                log.warning("%s: scored, but the recording is %s", row.path, " and ".join(row.flags))
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
-        if partial is not None:
+        rows.close()  # stops the worker processes
+        writer.end()
+        if args.output:
             stream.close()
-    if partial is not None:
-        os.replace(partial, args.output)
+        _restore_sigterm(previous_sigterm)
+    total = sum(counts.values())
+    resumed = f", {len(kept)} kept from {args.output}" if kept else ""
     print(
-        f"{len(paths)} files: {counts['normal']} normal, {counts['abnormal']} abnormal, {counts['error']} failed"
-        f" (model {model.name}, detector {args.detector or model.default_detector})",
+        f"{total} files: {counts['normal']} normal, {counts['abnormal']} abnormal, {counts['error']} failed"
+        f" (model {model.name}, detector {detector}{resumed})",
         file=sys.stderr,
     )
+    if interrupted:
+        where = "; finish with the same command and --resume" if args.output else ""
+        print(f"soundsentry score: interrupted after {total} of {len(paths)} files{where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if counts["error"]:
         return EXIT_FILES_FAILED
     return EXIT_ANOMALIES if counts["abnormal"] else EXIT_OK
+
+
+def _sigterm_as_interrupt():
+    """Make SIGTERM (kill, a service stop) end a batch like Ctrl-C: rows so far kept, clean exit."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _models(args: argparse.Namespace) -> int:

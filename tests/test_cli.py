@@ -16,7 +16,7 @@ from soundsentry.report import FIELDS
 
 from .conftest import EXAMPLES_DIR, MONO_CLIP, REPO_ROOT
 
-HEADER = ["path", "score", "verdict", "threshold", "detector", "model", "error"]
+HEADER = ["path", "score", "verdict", "threshold", "detector", "model", "flags", "error"]
 EXAMPLES = sorted(str(p) for p in EXAMPLES_DIR.glob("*.flac"))
 
 
@@ -65,7 +65,7 @@ def test_score_subprocess_module_entry_point():
         text=True,
         timeout=120,
     )
-    assert proc.stdout.splitlines()[0] == "path,score,verdict,threshold,detector,model,error"
+    assert proc.stdout.splitlines()[0] == "path,score,verdict,threshold,detector,model,flags,error"
     rows = _csv_rows(proc.stdout)
     assert len(rows) == len(EXAMPLES)
     assert sorted(os.path.basename(r["path"]) for r in rows) == sorted(os.path.basename(p) for p in EXAMPLES)
