@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
 
+    _add_evaluate_enroll(sub)
     sub.add_parser("models", help="list shipped models")
     info = sub.add_parser("info", help="print a model's card")
     info.add_argument("model", help="shipped model name or bundle folder")
@@ -249,6 +250,58 @@ def _info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_evaluate_enroll(sub) -> None:
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="AUC, pAUC and F1 of a model on labelled clips; Markdown report and ROC plots",
+        description="Score labelled clips (folders with normal/ and abnormal/ subfolders, or a clips.csv) and "
+        "write a Markdown report with AUC, pAUC (FPR<=0.1), precision/recall/F1 at the model's threshold, "
+        "overall and per machine, SNR and domain, plus ROC plots (PNG, needs matplotlib) next to it.",
+    )
+    evaluate.add_argument("data", nargs="+", metavar="DATA", help="folders with normal/ and abnormal/, or clips.csv files")
+    evaluate.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
+    evaluate.add_argument("--detector", action="append", choices=["lof", "ocsvm"], help="detector(s) (default: all)")
+    evaluate.add_argument("-o", "--output", type=Path, help="Markdown report (default: evaluation_<model>.md)")
+    evaluate.add_argument(
+        "--machine-type",
+        help="only clips.csv rows of this machine type (default: the model's type when the CSV has it; 'all' for every row)",
+    )
+    evaluate.add_argument("--machine-id", action="append", help="only clips of this machine id (repeatable)")
+    evaluate.add_argument(
+        "--include-heard", action="store_true", help="keep clips the model was trained, validated or enrolled on"
+    )
+    evaluate.add_argument("--no-plots", action="store_true", help="do not write ROC plots")
+
+    enroll = sub.add_parser(
+        "enroll",
+        help="make a model for your own machine from its normal recordings",
+        description="Keep a model's encoder, fit its detector on your machine's normal recordings, calibrate the "
+        "threshold from those recordings alone and write a new bundle (usable with --model DIR).",
+    )
+    enroll.add_argument("-m", "--model", default="fan", help="parent model: shipped name or bundle folder (default: fan)")
+    enroll.add_argument("--normal", nargs="+", required=True, metavar="PATH", help="normal recordings: files or folders")
+    enroll.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the new bundle")
+    enroll.add_argument(
+        "--detector", action="append", choices=["lof", "ocsvm"], help="detector(s) to fit (default: lof; ocsvm needs [train])"
+    )
+    enroll.add_argument("--name", help="model name in the card (default: the folder's name)")
+    enroll.add_argument("--quantile", type=float, default=0.99, help="threshold quantile of the normal fit (default 0.99)")
+    enroll.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    enroll.add_argument("--strict", action="store_true", help="stop at the first unusable recording instead of skipping it")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import run_cli
+
+    return run_cli(args)
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from .enroll import run_cli
+
+    return run_cli(args)
+
+
 def _train(args: argparse.Namespace) -> int:
     from importlib.util import find_spec
 
@@ -275,7 +328,14 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    handlers = {"score": _score, "models": _models, "info": _info, "train": _train}
+    handlers = {
+        "score": _score,
+        "models": _models,
+        "info": _info,
+        "train": _train,
+        "evaluate": _evaluate,
+        "enroll": _enroll,
+    }
     return handlers[args.command](args)
 
 

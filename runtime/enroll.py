@@ -507,3 +507,57 @@ def _write_card(root: Path, card: dict[str, Any], *, files: list[str]) -> None:
     with open(root / CARD_NAME, "w", encoding="utf-8") as fh:
         json.dump(card, fh, indent=2)
         fh.write("\n")
+
+
+def run_cli(args) -> int:
+    """``soundsentry enroll``: exit 0 when every recording was used, 3 when some were skipped (the bundle is
+    still written), 2 when no bundle could be made, 4 when the parent model cannot be loaded."""
+    import sys
+
+    from tqdm import tqdm
+
+    from .cli import EXIT_FILES_FAILED, EXIT_MODEL_ERROR, EXIT_OK, EXIT_USAGE
+    from .errors import ModelError
+
+    try:
+        parent = load_model(args.model)
+    except ModelError as exc:
+        print(f"soundsentry: {exc}", file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    bar = tqdm(unit="file", file=sys.stderr, disable=None, leave=False)
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        model = enroll(
+            parent,
+            args.normal,
+            out=args.out,
+            detectors=args.detector or ("lof",),
+            name=args.name,
+            quantile=args.quantile,
+            overwrite=args.force,
+            strict=args.strict,
+            progress=progress,
+        )
+    except (EnrollmentError, SoundSentryError, ValueError) as exc:
+        bar.close()
+        print(f"soundsentry enroll: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    bar.close()
+    info = model.card["enrollment"]
+    for s in info["skipped"]:
+        print(f"skipped {s['name']}: {s['problem']}", file=sys.stderr)
+    print(
+        f"enrolled {model.name!r} in {model.bundle.root}: {info['n_recordings']} recordings, {info['seconds']:.1f} s, "
+        f"{info['n_windows']} windows; encoder from {parent.name!r}",
+        file=sys.stderr,
+    )
+    print(f"calibration: {info['calibration']['description']}", file=sys.stderr)
+    for det, spec in model.card["detectors"].items():
+        print(f"{det}: threshold {spec['threshold']:.6g}", file=sys.stderr)
+    print(f"score with: soundsentry score --model {model.bundle.root} PATH...", file=sys.stderr)
+    return EXIT_FILES_FAILED if info["skipped"] else EXIT_OK
