@@ -8,6 +8,7 @@ soxr resamples with a proper anti-aliasing filter. Every failure becomes an
 from __future__ import annotations
 
 import os
+import stat
 from typing import Literal
 
 import numpy as np
@@ -16,12 +17,21 @@ import soxr
 
 from .errors import AudioDecodeError, InvalidAudioError
 
-__all__ = ["ChannelPolicy", "check_samples", "load_audio", "read_audio", "resample", "select_channel"]
+__all__ = ["MAX_DECODED_SAMPLES", "ChannelPolicy", "check_samples", "load_audio", "read_audio", "resample", "select_channel"]
 
 #: How a multichannel recording becomes the mono signal the model hears.
 #: ``"first"`` takes channel 0 (what MIMII and DCASE evaluations score);
 #: ``"mean"`` mixes all channels down.
 ChannelPolicy = Literal["first", "mean"]
+
+
+#: Most samples (frames x channels) one file may decode to: 2 GiB of float32, an hour of
+#: 8 channels at 16 kHz or of stereo at 48 kHz. A header cannot make the decoder allocate
+#: more, whatever length it claims.
+MAX_DECODED_SAMPLES = 1 << 29
+
+# Samples decoded per read: the header's frame count is never trusted for an allocation.
+_BLOCK_SAMPLES = 1 << 20
 
 
 def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
@@ -35,22 +45,59 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     Raises
     ------
     AudioDecodeError
-        Missing file, a folder, no permission, not audio, or a decoder error.
+        Missing file, a folder or other non-regular file, no permission, not audio, or a
+        decoder error.
+    InvalidAudioError
+        More than :data:`MAX_DECODED_SAMPLES` samples.
     """
     p = os.fspath(path)
-    if not os.path.exists(p):
-        raise AudioDecodeError(p, "file not found")
-    if os.path.isdir(p):
+    try:
+        info = os.stat(p)
+    except FileNotFoundError:
+        raise AudioDecodeError(p, "file not found") from None
+    except OSError as exc:  # a name too long, a folder on the way without permission, a link loop
+        raise AudioDecodeError(p, f"cannot open ({exc.strerror or type(exc).__name__})") from None
+    if stat.S_ISDIR(info.st_mode):
         raise AudioDecodeError(p, "is a folder, not an audio file")
-    if os.path.getsize(p) == 0:
+    if not stat.S_ISREG(info.st_mode):
+        # Opening a FIFO would wait forever for a writer; a device could be endless.
+        raise AudioDecodeError(p, "is not a regular file (a pipe, socket or device)")
+    if info.st_size == 0:
         raise AudioDecodeError(p, "file is empty (0 bytes)")
     try:
-        samples, rate = sf.read(p, dtype="float32", always_2d=True)
+        open(p, "rb").close()  # tells "no permission" apart from "not audio", which libsndfile does not
+    except FileNotFoundError:
+        raise AudioDecodeError(p, "file not found") from None
+    except PermissionError:
+        raise AudioDecodeError(p, "permission denied") from None
+    except OSError as exc:
+        raise AudioDecodeError(p, f"cannot open ({exc.strerror or type(exc).__name__})") from None
+    try:
+        with sf.SoundFile(p) as fh:
+            rate, channels = int(fh.samplerate), int(fh.channels)
+            if rate <= 0 or channels <= 0:
+                raise AudioDecodeError(p, f"cannot decode audio (header says {rate} Hz, {channels} channels)")
+            blocks, total = [], 0
+            while True:
+                block = fh.read(max(1, _BLOCK_SAMPLES // channels), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                total += block.size
+                if total > MAX_DECODED_SAMPLES:
+                    raise InvalidAudioError(
+                        p,
+                        f"too long to score in one piece: more than {MAX_DECODED_SAMPLES} samples "
+                        f"({MAX_DECODED_SAMPLES // channels / rate / 3600:.1f} h at {rate} Hz x {channels} channels)",
+                    )
+                blocks.append(block)
     except PermissionError as exc:
         raise AudioDecodeError(p, "permission denied") from exc
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError, EOFError) as exc:
         raise AudioDecodeError(p, f"cannot decode audio ({_short(exc)})") from exc
-    return samples, int(rate)
+    if not blocks:
+        return np.zeros((0, channels), np.float32), rate
+    samples = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    return samples, rate
 
 
 def _short(exc: BaseException) -> str:
