@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelIntegrityError, ModelNotFoundError
+from .untrusted import check_npz, check_onnx
 
 __all__ = [
     "CARD_NAME",
@@ -124,6 +125,8 @@ def read_bundle(name_or_path: str | os.PathLike[str], *, verify: bool = True) ->
     """
     root = resolve_bundle(name_or_path)
     card_path = root / CARD_NAME
+    if not card_path.is_file():
+        raise ModelIntegrityError(f"{card_path}: the card is not a regular file")
     if card_path.stat().st_size > _MAX_CARD_BYTES:
         raise ModelIntegrityError(f"{card_path}: card is larger than {_MAX_CARD_BYTES} bytes")
     try:
@@ -153,8 +156,16 @@ def read_bundle(name_or_path: str | os.PathLike[str], *, verify: bool = True) ->
         path = _inside(root, relative)
         if not path.is_file():
             raise ModelIntegrityError(f"{root}: missing file {relative}")
+        if not isinstance(expected, str) or len(expected) != 64:
+            raise ModelIntegrityError(f"{card_path}: checksum of {relative!r} is not a sha256 hex digest")
         if verify and file_sha256(path) != expected:
             raise ModelIntegrityError(f"{root}: checksum mismatch for {relative}; the file was changed or corrupted")
+        # A matching checksum says the file is what the card's author shipped, not that the
+        # author is trusted: the file must still be plain data SoundSentry can run safely.
+        if relative.endswith(".onnx"):
+            check_onnx(path)
+        elif relative.endswith(".npz"):
+            check_npz(path)
     referenced = [card["encoder"].get("file")] + [d.get("file") for d in card["detectors"].values()]
     for relative in referenced:
         if relative not in files:

@@ -8,6 +8,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from .errors import ModelIntegrityError
+from .untrusted import check_onnx
 
 __all__ = ["default_session_options", "open_session"]
 
@@ -45,6 +46,7 @@ def open_session(
         The file is not a loadable ONNX graph or its interface differs from ``inputs``/``outputs``.
     """
     p = Path(path)
+    check_onnx(p)  # custom operators, local functions, external data: refused before ONNX Runtime parses it
     try:
         session = ort.InferenceSession(
             str(p), sess_options=options or default_session_options(), providers=["CPUExecutionProvider"]
@@ -57,4 +59,7 @@ def open_session(
         raise ModelIntegrityError(
             f"{p}: unexpected ONNX interface: inputs {got_in} outputs {got_out}, expected inputs {inputs} outputs {outputs}"
         )
+    odd = [f"{i.name}: {i.type}" for i in session.get_inputs() if i.type != "tensor(float)"]
+    if odd:
+        raise ModelIntegrityError(f"{p}: unexpected ONNX input types ({', '.join(odd)}); SoundSentry feeds float32 tensors")
     return session
