@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -112,6 +113,39 @@ _REQUIRED = (
 )
 
 
+# Ranges a card's numbers must lie in: beyond them a card could make scoring allocate
+# without bound (a huge FFT or window) or never flag anything (a NaN threshold).
+_INT_RANGES = {
+    ("features", "sample_rate"): (1000, 384_000),
+    ("features", "n_fft"): (16, 65_536),
+    ("features", "hop_length"): (1, 65_536),
+    ("features", "n_mels"): (1, 1024),
+    ("window", "frames"): (1, 4096),
+    ("window", "hop_frames"): (1, 4096),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_numbers(card: dict[str, Any], card_path: Path) -> None:
+    for (section, key), (low, high) in _INT_RANGES.items():
+        value = card[section].get(key)
+        if type(value) is not int or not low <= value <= high:
+            raise ModelIntegrityError(f"{card_path}: {section}.{key} must be an integer from {low} to {high}, not {value!r}")
+    for name, detector in card["detectors"].items():
+        if not _is_number(detector.get("threshold")):
+            raise ModelIntegrityError(f"{card_path}: detector {name!r} needs a finite numeric threshold")
+    norm = card["normalization"]
+    for key in ("mean", "std"):
+        values = norm.get(key)
+        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+            raise ModelIntegrityError(f"{card_path}: normalization.{key} must be a list of finite numbers")
+    if not all(v > 0 for v in norm["std"]):
+        raise ModelIntegrityError(f"{card_path}: normalization.std must be positive")
+
+
 def read_bundle(name_or_path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
     """Resolve, parse and check a bundle's card.
 
@@ -133,6 +167,8 @@ def read_bundle(name_or_path: str | os.PathLike[str], *, verify: bool = True) ->
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelIntegrityError(f"{card_path}: not a valid JSON card ({exc})") from exc
+    except RecursionError as exc:  # "[[[[..." a hundred thousand deep
+        raise ModelIntegrityError(f"{card_path}: not a valid JSON card (nested too deep)") from exc
     if not isinstance(card, dict):
         raise ModelIntegrityError(f"{card_path}: card must be a JSON object")
     missing = [key for key in _REQUIRED if key not in card]
@@ -140,7 +176,7 @@ def read_bundle(name_or_path: str | os.PathLike[str], *, verify: bool = True) ->
         raise ModelIntegrityError(f"{card_path}: card lacks {', '.join(missing)}")
     if card["format"] != FORMAT:
         raise ModelIntegrityError(f"{card_path}: unknown bundle format {card['format']!r}")
-    if card["format_version"] != FORMAT_VERSION:
+    if type(card["format_version"]) is not int or card["format_version"] != FORMAT_VERSION:
         raise ModelIntegrityError(
             f"{card_path}: unsupported format version {card['format_version']!r} (this SoundSentry reads {FORMAT_VERSION})"
         )
@@ -149,6 +185,7 @@ def read_bundle(name_or_path: str | os.PathLike[str], *, verify: bool = True) ->
             raise ModelIntegrityError(f"{card_path}: {section!r} must be a JSON object")
     if not card["detectors"] or not all(isinstance(d, dict) for d in card["detectors"].values()):
         raise ModelIntegrityError(f"{card_path}: 'detectors' must map detector names to objects")
+    _check_numbers(card, card_path)
     files = card["files"]
     if not isinstance(files, dict) or not files:
         raise ModelIntegrityError(f"{card_path}: 'files' must map file names to sha256 checksums")

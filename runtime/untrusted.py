@@ -49,7 +49,7 @@ _MAX_NPZ_MEMBERS = 64
 # -- .npz ----------------------------------------------------------------------------------
 
 
-def check_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_NPZ_BYTES) -> None:
+def check_npz(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> None:
     """Refuse an ``.npz`` that is not plain numeric arrays of a sane size.
 
     Checks the zip directory (member count, names, compression method, sizes, inflation
@@ -61,6 +61,7 @@ def check_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_NPZ_BYTES) -
     ModelIntegrityError
     """
     name = os.fspath(path)
+    max_bytes = MAX_NPZ_BYTES if max_bytes is None else max_bytes
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
@@ -214,7 +215,7 @@ def _check_node(buf: memoryview, problems: list[str], depth: int) -> None:
         problems.append(f"operator {op_type!r} of custom domain {domain!r}")
 
 
-def check_onnx(path: str | os.PathLike[str], *, max_bytes: int = MAX_ONNX_BYTES) -> None:
+def check_onnx(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> None:
     """Refuse an ONNX file that uses custom operators, local functions or external data.
 
     Reads the file's protobuf structure only: operator-set imports, every node's domain
@@ -226,6 +227,7 @@ def check_onnx(path: str | os.PathLike[str], *, max_bytes: int = MAX_ONNX_BYTES)
     ModelIntegrityError
     """
     name = os.fspath(path)
+    max_bytes = MAX_ONNX_BYTES if max_bytes is None else max_bytes
     size = os.path.getsize(path)
     if size > max_bytes:
         raise ModelIntegrityError(f"{name}: ONNX file of {size} bytes is larger than the {max_bytes} allowed")

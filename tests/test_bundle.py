@@ -217,8 +217,8 @@ def test_list_shipped_models():
     [
         (("format",), "something-else", "format"),
         (("window", "frames"), 32, "encoder expects windows"),
-        (("window", "frames"), 0, "positive"),
-        (("window", "hop_frames"), 0, "positive"),
+        (("window", "frames"), 0, r"window\.frames must be an integer from 1"),
+        (("window", "hop_frames"), 0, r"window\.hop_frames must be an integer from 1"),
         (("default_detector",), "isolation_forest", "default detector"),
     ],
 )
