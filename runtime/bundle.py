@@ -91,8 +91,10 @@ class Bundle:
 
 
 def _inside(root: Path, relative: str) -> Path:
-    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
+    if not isinstance(relative, str) or not relative:
         raise ModelIntegrityError(f"{root}: card names an invalid file path {relative!r}")
+    if os.path.isabs(relative):
+        raise ModelIntegrityError(f"{root}: card path {relative!r} is absolute and leaves the bundle folder")
     resolved = (root / relative).resolve()
     if not resolved.is_relative_to(root.resolve()):
         raise ModelIntegrityError(f"{root}: card path {relative!r} leaves the bundle folder")
