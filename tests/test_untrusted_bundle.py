@@ -144,7 +144,7 @@ def test_npz_member_that_is_not_a_plain_array_is_refused(bundle, member, message
 def test_npz_that_is_not_a_zip_is_refused(bundle):
     (bundle / "lof.npz").write_bytes(b"\x80\x04\x95" + bytes(100))  # pickle protocol 4 opcodes
     _resign(bundle, "lof.npz")
-    with pytest.raises(ModelIntegrityError, match="not a valid .npz"):
+    with pytest.raises(ModelIntegrityError, match=r"not a valid \.npz"):
         soundsentry.load_model(bundle)
     _cli_refuses(bundle, "lof.npz", "not a valid .npz")
 
@@ -154,7 +154,6 @@ def test_npz_that_is_not_a_zip_is_refused(bundle):
 
 def _tiny_graph(*, input_type=None, extra_input=False, output_name="latent", node_domain="", opset_domain=None):
     """An ONNX graph with the encoder's names: logmel (N, 128, 64) -> latent (N, 64)."""
-    import onnx
     from onnx import TensorProto, helper
 
     input_type = TensorProto.FLOAT if input_type is None else input_type
@@ -319,7 +318,7 @@ def test_malformed_card_is_refused(bundle, edit, message, no_onnx_runtime):
 )
 def test_card_that_is_not_json_is_refused(bundle, content):
     (bundle / "model.json").write_bytes(content)
-    with pytest.raises(ModelIntegrityError, match="model.json"):
+    with pytest.raises(ModelIntegrityError, match=r"model\.json"):
         soundsentry.load_model(bundle)
 
 
