@@ -7,11 +7,14 @@ the user's normal recordings, and the threshold is calibrated from those recordi
 2. LOF (NumPy, always) and optionally a One-Class SVM (scikit-learn + skl2onnx, the
    ``[train]`` extra) are fitted on all windows;
 3. calibration scores: each recording is scored by a detector refitted without it
-   (leave-one-recording-out). With fewer than ``min_loo_recordings`` recordings that gives
-   too few scores, so each recording is cut into blocks of ``block_windows`` windows and
-   each block is scored by a detector refitted without the block *and* without the windows
-   that overlap it (leave-one-block-out);
-4. threshold = the robust rule of :func:`soundsentry.calibration.robust_threshold`;
+   (leave-one-recording-out), so the scores show how much one normal recording differs from
+   the others. A single recording cannot show that; it is cut into blocks of
+   ``block_windows`` windows and each block is scored by a detector refitted without the
+   block *and* without the windows that overlap it (leave-one-block-out);
+4. threshold: for LOF, :func:`soundsentry.calibration.lognormal_threshold` (a log-normal
+   prediction bound whose spread is pooled with a prior, so one to three recordings do not
+   give a threshold that flags the next normal recording); for OC-SVM the training rule
+   :func:`soundsentry.calibration.robust_threshold`;
 5. a complete new bundle (encoder copy, detector files, card) is written and loaded back.
 
 Abnormal recordings take no part in any step.
@@ -37,7 +40,7 @@ import numpy as np
 
 from .batch import find_audio_files
 from .bundle import CARD_NAME, file_sha256
-from .calibration import robust_threshold, robust_threshold_rule
+from .calibration import lognormal_threshold, lognormal_threshold_rule, robust_threshold, robust_threshold_rule
 from .detectors import LocalOutlierFactor
 from .errors import AudioTooShortError, EnrollmentError, SoundSentryError
 from .model import Model, aggregate_scores, load_model
@@ -50,6 +53,7 @@ __all__ = [
     "calibration_scores",
     "embed_recordings",
     "enroll",
+    "enrollment_threshold",
     "fit_detector",
 ]
 
@@ -181,7 +185,7 @@ def embed_recordings(
 def calibration_plan(
     window_counts: Sequence[int],
     *,
-    min_loo_recordings: int = 5,
+    min_loo_recordings: int = 2,
     block_windows: int = 4,
     guard_windows: int = 3,
 ) -> CalibrationPlan:
@@ -243,10 +247,10 @@ def calibration_plan(
         "leave-one-block-out",
         scored,
         reference,
-        f"fewer than {min_loo_recordings} recordings ({len(counts)}), so leave-one-block-out: {len(scored)} blocks of up "
+        f"{len(counts)} recording(s), fewer than {min_loo_recordings}, so leave-one-block-out: {len(scored)} blocks of up "
         f"to {block_windows} windows, each scored by a detector refitted without the block and the {guard_windows} "
-        "windows either side that share frames with it (block scores vary more than whole-recording scores, "
-        "which makes the threshold more conservative)",
+        "windows either side that share frames with it (blocks of one recording are more alike than two "
+        "recordings, so the threshold rule assumes a wider spread)",
     )
 
 
@@ -298,6 +302,21 @@ def calibration_scores(
     return out
 
 
+def enrollment_threshold(detector: str, scores: Sequence[float], *, quantile: float, n_recordings: int) -> tuple[float, str]:
+    """Threshold from normal calibration scores and its rule in words.
+
+    LOF scores are positive ratios: :func:`~soundsentry.calibration.lognormal_threshold`, which
+    stays sensible with one to a few recordings. Other scores can be negative (OC-SVM):
+    :func:`~soundsentry.calibration.robust_threshold`, the training pipeline's rule.
+    """
+    if detector == "lof":
+        return (
+            lognormal_threshold(scores, quantile=quantile, n_recordings=n_recordings),
+            lognormal_threshold_rule(quantile, n_recordings=n_recordings),
+        )
+    return robust_threshold(scores, quantile=quantile), f"{robust_threshold_rule(quantile)} to the calibration scores"
+
+
 def _detector_params(model: Model, name: str, n_neighbors: int | None, nu: float | None) -> dict[str, Any]:
     parent = model.card["detectors"].get(name, {})
     if name == "lof":
@@ -342,7 +361,7 @@ def enroll(
     n_neighbors: int | None = None,
     nu: float | None = None,
     quantile: float = 0.99,
-    min_loo_recordings: int = 5,
+    min_loo_recordings: int = 2,
     block_windows: int = 4,
     overwrite: bool = False,
     strict: bool = False,
@@ -411,7 +430,6 @@ def enroll(
     plan = calibration_plan(
         [r.n_windows for r in recordings], min_loo_recordings=min_loo_recordings, block_windows=block_windows
     )
-    rule = f"{robust_threshold_rule(quantile)} to {len(plan.scored)} normal calibration scores: {plan.description}"
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
     try:
@@ -422,7 +440,9 @@ def enroll(
             params = _detector_params(model, det, n_neighbors, nu)
             fitted = fit_detector(det, latents, params=params)
             scores = calibration_scores(det, latents, plan, params=params, aggregate=model.aggregate)
-            threshold = robust_threshold(scores, quantile=quantile)
+            n_rec = len(recordings) if plan.mode == "leave-one-recording-out" else 1
+            threshold, rule = enrollment_threshold(det, scores, quantile=quantile, n_recordings=n_rec)
+            rule = f"{rule}; {len(scores)} normal calibration scores: {plan.description}"
             entry: dict[str, Any] = {"file": DETECTOR_FILES[det]}
             if det == "lof":
                 fitted.save(tmp / DETECTOR_FILES[det])
