@@ -15,7 +15,9 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = [
+    "CENTER_MODES",
     "FeatureParams",
+    "center_windows",
     "frame_count",
     "hz_to_mel",
     "log_mel_spectrogram",
@@ -26,6 +28,9 @@ __all__ = [
     "sliding_windows",
     "window_count",
 ]
+
+#: Ways to centre each analysis window after the global standardisation (card ``normalization.center``).
+CENTER_MODES = ("none", "window_median")
 
 
 @dataclass(frozen=True)
@@ -205,3 +210,28 @@ def sliding_windows(spectrogram: np.ndarray, *, length: int, hop: int) -> np.nda
         return np.zeros((0, spectrogram.shape[0], length), dtype=spectrogram.dtype)
     view = np.lib.stride_tricks.sliding_window_view(spectrogram, length, axis=1)[:, ::hop]
     return view[:, :n].transpose(1, 0, 2)
+
+
+def center_windows(windows: np.ndarray, *, mode: str = "none") -> np.ndarray:
+    """Remove each window's own level per mel band, when ``mode`` asks for it.
+
+    ``"window_median"`` subtracts, per window and mel band, the median over the window's frames.
+    A microphone, gain or channel change adds a roughly constant dB offset per band; this cancels
+    it, so the model judges how the sound moves within the window, not its absolute spectrum.
+    Each window is handled alone, so streaming and whole-file scoring agree exactly.
+
+    Parameters
+    ----------
+    windows : np.ndarray, shape (n_windows, n_mels, frames)
+    mode : {"none", "window_median"}
+
+    Returns
+    -------
+    np.ndarray, shape (n_windows, n_mels, frames)
+        ``windows`` itself for ``"none"``, else a new float32 array.
+    """
+    if mode == "none":
+        return windows
+    if mode == "window_median":
+        return (windows - np.median(windows, axis=2, keepdims=True)).astype(np.float32)
+    raise ValueError(f"unknown window centring {mode!r}; expected one of {CENTER_MODES}")

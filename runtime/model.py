@@ -13,7 +13,7 @@ from .audio import ChannelPolicy, check_samples, load_audio, resample, select_ch
 from .bundle import Bundle, read_bundle
 from .detectors import LocalOutlierFactor, OneClassSVMOnnx
 from .errors import AudioTooShortError, ModelIntegrityError
-from .features import FeatureParams, log_mel_spectrogram, sliding_windows
+from .features import CENTER_MODES, FeatureParams, center_windows, log_mel_spectrogram, sliding_windows
 from .onnx_session import default_session_options, open_session
 
 __all__ = ["Model", "ScoreResult", "WindowParams", "aggregate_scores", "load_model"]
@@ -97,6 +97,8 @@ class Model:
             norm = card["normalization"]
             self.norm_mean = np.asarray(norm["mean"], dtype=np.float32)[:, None]
             self.norm_std = np.asarray(norm["std"], dtype=np.float32)[:, None]
+            # Cards written before window centring existed have no "center": they were trained without it.
+            self.norm_center: str = norm.get("center", "none")
             self.aggregate: str = card.get("aggregate", "mean")
             self.default_detector: str = card.get("default_detector", "lof")
             self.thresholds: dict[str, float] = {k: float(v["threshold"]) for k, v in card["detectors"].items()}
@@ -104,6 +106,8 @@ class Model:
             raise ModelIntegrityError(f"{bundle.root}: malformed card ({exc!r})") from exc
         if self.norm_mean.shape != (self.feature_params.n_mels, 1) or self.norm_std.shape != self.norm_mean.shape:
             raise ModelIntegrityError(f"{bundle.root}: normalisation does not match {self.feature_params.n_mels} mels")
+        if self.norm_center not in CENTER_MODES:
+            raise ModelIntegrityError(f"{bundle.root}: unknown normalisation centring {self.norm_center!r}")
         if self.channel not in ("first", "mean"):
             raise ModelIntegrityError(f"{bundle.root}: unknown channel policy {self.channel!r}")
         if self.window.frames < 1 or self.window.hop_frames < 1:
@@ -161,7 +165,8 @@ class Model:
     def windows(self, logmel: np.ndarray) -> np.ndarray:
         """Normalised analysis windows, shape (n_windows, n_mels, frames), float32."""
         normalised = (logmel - self.norm_mean) / self.norm_std
-        return np.ascontiguousarray(sliding_windows(normalised, length=self.window.frames, hop=self.window.hop_frames))
+        windows = sliding_windows(normalised, length=self.window.frames, hop=self.window.hop_frames)
+        return np.ascontiguousarray(center_windows(windows, mode=self.norm_center))
 
     def embed(self, windows: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """Encoder latents of windows, shape (n_windows, latent_dim)."""

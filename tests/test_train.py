@@ -56,6 +56,14 @@ def trained_bundle(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]
             "1",
             "--validation-fraction",
             "0.34",
+            "--center",
+            "window_median",
+            "--window-frames",
+            "32",
+            "--latent-dim",
+            "16",
+            "--detector",
+            "ocsvm",
         ],
         capture_output=True,
         text=True,
@@ -130,3 +138,25 @@ def test_train_cli_parses_arguments_before_importing_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "--machine-type" in proc.stdout
+
+
+def test_card_records_the_chosen_configuration(trained_bundle):
+    out, _ = trained_bundle
+    card = json.loads((out / "model.json").read_text())
+    assert card["normalization"]["center"] == "window_median"
+    assert card["window"]["frames"] == 32 and card["window"]["hop_frames"] == 8
+    assert card["encoder"]["latent_dim"] == 16 and card["encoder"]["input_shape"] == [None, 128, 32]
+    assert card["default_detector"] == "ocsvm"
+
+
+def test_runtime_centres_windows_as_training_did(trained_bundle):
+    """The runtime's windows of a centred bundle have zero median per band, as the training windows had."""
+    import soundsentry
+
+    out, _ = trained_bundle
+    model = soundsentry.load_model(out)
+    windows = model.windows(model.features(model.load(DATA / "abdul_id_06_normal.flac")))
+    assert windows.shape[1:] == (128, 32)
+    np.testing.assert_allclose(np.median(windows, axis=2), 0.0, atol=1e-5)
+    result = model.score(DATA / "abdul_id_06_normal.flac")
+    assert result.detector == "ocsvm" and np.isfinite(result.score)

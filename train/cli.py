@@ -32,6 +32,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--validation-fraction", type=float, default=0.25)
     parser.add_argument("--max-train-clips", type=int, help="use at most this many training clips (quick runs)")
     parser.add_argument("--channel0-only", action="store_true", help="train on channel 0 only, not every channel")
+    parser.add_argument(
+        "--center",
+        choices=["none", "window_median"],
+        default="window_median",
+        help="subtract each window's per-band median (cancels microphone/gain drift; default) or not",
+    )
+    parser.add_argument("--window-frames", type=int, default=64, help="analysis window in frames (multiple of 16)")
+    parser.add_argument("--latent-dim", type=int, default=64)
+    parser.add_argument("--detector", choices=["lof", "ocsvm"], default="lof", help="default detector in the card")
     return parser
 
 
@@ -61,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         seed=args.seed,
         all_channels=not args.channel0_only,
+        center=args.center,
+        window_frames=args.window_frames,
+        window_hop_frames=max(1, args.window_frames // 4),
+        train_hop_frames=max(1, args.window_frames // 16),
+        latent_dim=args.latent_dim,
+        default_detector=args.detector,
     )
     card = train_bundle(config, split, args.out)
     evaluation = card.get("evaluation")

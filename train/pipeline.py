@@ -23,12 +23,12 @@ import numpy as np
 from soundsentry.audio import read_audio, resample
 from soundsentry.bundle import FORMAT, FORMAT_VERSION
 from soundsentry.detectors import LocalOutlierFactor
-from soundsentry.features import FeatureParams, log_mel_spectrogram, sliding_windows
+from soundsentry.features import FeatureParams, center_windows, log_mel_spectrogram, sliding_windows
 from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
 
 from .data import Clip, Split
 
-__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "train_bundle"]
+__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "robust_threshold", "train_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ class TrainConfig:
     all_channels: bool = True
     channel_policy: str = "first"
     aggregate: str = "mean"
+    #: "none" or "window_median" (see soundsentry.features.center_windows).
+    center: str = "none"
+    default_detector: str = "lof"
     features: FeatureParams = field(default_factory=FeatureParams)
 
 
@@ -68,8 +71,8 @@ def clip_spectrograms(clip: Clip, params: FeatureParams, *, all_channels: bool) 
     ]
 
 
-def _windows(specs: list[np.ndarray], mean, std, *, frames: int, hop: int) -> np.ndarray:
-    parts = [sliding_windows((s - mean) / std, length=frames, hop=hop) for s in specs]
+def _windows(specs: list[np.ndarray], mean, std, *, frames: int, hop: int, center: str = "none") -> np.ndarray:
+    parts = [center_windows(sliding_windows((s - mean) / std, length=frames, hop=hop), mode=center) for s in specs]
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -110,7 +113,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _threshold(scores: list[float], quantile: float) -> float:
+def robust_threshold(scores: list[float], quantile: float) -> float:
     """Upper ``quantile`` of a normal distribution fitted robustly (median, 1.4826 x MAD) to normal clips' scores.
 
     Robust because one odd calibration clip (another microphone, a machine heard once) would
@@ -168,7 +171,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     from soundsentry.export.verify import check_encoder, check_lof, check_ocsvm
 
     params = config.features
-    frames, hop = config.window_frames, config.window_hop_frames
+    frames, hop, center = config.window_frames, config.window_hop_frames, config.center
     log.info("%s", split.description)
     train_specs = {c.path: clip_spectrograms(c, params, all_channels=config.all_channels) for c in split.train}
     # Validation and calibration use the scoring channel policy (channel 0), like scoring does.
@@ -179,7 +182,9 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     std = np.maximum(all_frames.std(axis=1, keepdims=True), 1e-3)
 
     def windows(specs_by_clip, step):
-        return _windows([s for specs in specs_by_clip.values() for s in specs], mean, std, frames=frames, hop=step)
+        return _windows(
+            [s for specs in specs_by_clip.values() for s in specs], mean, std, frames=frames, hop=step, center=center
+        )
 
     train_x = windows(train_specs, config.train_hop_frames)
     val_x = windows(val_specs, hop)
@@ -189,7 +194,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     # Detectors are fitted on scoring-hop windows of the training clips, each window tagged with its clip.
     ref_parts, ref_owner = [], []
     for i, specs in enumerate(train_specs.values()):
-        w = _windows(specs, mean, std, frames=frames, hop=hop)
+        w = _windows(specs, mean, std, frames=frames, hop=hop, center=center)
         ref_parts.append(encoder.predict(w, verbose=0))
         ref_owner.append(np.full(len(w), i))
     reference = np.concatenate(ref_parts).astype(np.float32).astype(np.float64)
@@ -200,7 +205,8 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     # Threshold calibration from normal clips only: held-out validation clips, plus each training
     # clip scored by detectors refitted without it (leave-one-clip-out).
     val_latents = [
-        encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop), verbose=0) for specs in val_specs.values()
+        encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop, center=center), verbose=0)
+        for specs in val_specs.values()
     ]
     calib: dict[str, list[float]] = {"lof": [], "ocsvm": []}
     for lat in val_latents:
@@ -208,13 +214,13 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         calib["ocsvm"].append(float(np.mean(-svm.decision_function(lat))))
     for i, specs in enumerate(train_specs.values() if len(train_specs) > 1 else []):
         rest = reference[owner != i]
-        scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop)
+        scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop, center=center)
         lat = encoder.predict(scoring_view, verbose=0)
         loo_lof = LocalOutlierFactor(n_neighbors=config.lof_neighbors).fit(rest)
         loo_svm = OneClassSVM(nu=config.ocsvm_nu, gamma="scale").fit(rest)
         calib["lof"].append(float(np.mean(loo_lof.anomaly_score(lat))))
         calib["ocsvm"].append(float(np.mean(-loo_svm.decision_function(lat))))
-    thresholds = {k: _threshold(v, config.threshold_quantile) for k, v in calib.items()}
+    thresholds = {k: robust_threshold(v, config.threshold_quantile) for k, v in calib.items()}
 
     out = Path(out)
     if out.exists():
@@ -249,8 +255,8 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
             "hop_frames": hop,
             "seconds": round(((frames - 1) * params.hop_length + params.n_fft) / params.sample_rate, 4),
             "hop_seconds": round(hop * params.hop_length / params.sample_rate, 4),
-            "why": "about 2 s: several revolutions of a fan or pump and a whole valve actuation, "
-            "short enough to score clips of any length from 2 s up",
+            "why": "several revolutions of a fan or pump and most of a valve actuation, short enough to score "
+            "short clips; chosen among a few lengths by normal-only validation (docs/accuracy.md)",
         },
         "channel": {
             "policy": config.channel_policy,
@@ -259,7 +265,9 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
             else "channel 0",
         },
         "normalization": {
-            "kind": "per-mel-band standardisation with the training frames' mean and std",
+            "kind": "per-mel-band standardisation with the training frames' mean and std"
+            + ("; then each window's per-band median over its frames subtracted" if center == "window_median" else ""),
+            "center": center,
             "mean": [round(float(v), 5) for v in mean.ravel()],
             "std": [round(float(v), 5) for v in std.ravel()],
         },
@@ -290,7 +298,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
                 "calibration_scores": [round(s, 6) for s in calib["ocsvm"]],
             },
         },
-        "default_detector": "lof",
+        "default_detector": config.default_detector,
         "aggregate": config.aggregate,
         "training": {
             "split": split.description,

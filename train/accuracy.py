@@ -1,0 +1,277 @@
+"""``python -m soundsentry.train.accuracy``: the comparison behind ``docs/accuracy.md`` (needs [train]).
+
+For every machine type and split of :mod:`soundsentry.train.protocol` it trains our model, the
+seed's configuration and the DCASE 2020 baseline on the same clips and scores the same test
+clips. Our model's configuration is chosen per type among a few candidates on the cross-machine
+split's *normal* clips only (see :func:`normal_only_criterion`); test clips are scored once, after
+the choice. With ``--bundles DIR`` the chosen cross-machine bundles and a ``general`` bundle
+(every normal clip of every type) are written there as the shipped models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CANDIDATES", "main", "normal_only_criterion"]
+
+log = logging.getLogger(__name__)
+
+TYPES = ("fan", "pump", "slider", "valve")
+
+#: Our model's candidate configurations (a handful, on purpose: the data is thin and the models are
+#: judged on machines we have not heard, so we do not tune finely to these clips).
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "global-64": {"center": "none", "window_frames": 64, "latent_dim": 64, "lof_neighbors": 20},
+    "centred-64": {"center": "window_median", "window_frames": 64, "latent_dim": 64, "lof_neighbors": 20},
+    "centred-32": {
+        "center": "window_median",
+        "window_frames": 32,
+        "window_hop_frames": 8,
+        "train_hop_frames": 2,
+        "latent_dim": 32,
+        "lof_neighbors": 10,
+    },
+}
+
+
+def normal_only_criterion(calibration_scores: list[float], n_validation: int) -> float:
+    """How far held-out normal clips sit above training normal clips, in robust standard deviations.
+
+    ``calibration_scores`` is a card's list: first the ``n_validation`` held-out normal clips, then
+    each training clip scored leave-one-clip-out. We take the median held-out score minus the
+    median leave-one-out score, over 1.4826 x MAD of the leave-one-out scores. Lower is better: the
+    model sees normal files it never heard as it sees its own training normals (it generalises
+    rather than memorises). Only normal clips enter it.
+    """
+    val, loo = calibration_scores[:n_validation], calibration_scores[n_validation:]
+    if not val or not loo:
+        return float("inf")
+    centre = statistics.median(loo)
+    spread = 1.4826 * statistics.median(abs(s - centre) for s in loo)
+    spread = max(spread, 1e-6 * max(abs(centre), 1.0))
+    return (statistics.median(val) - centre) / spread
+
+
+def _counts(split) -> dict[str, int]:
+    return {
+        "train_normal": len(split.train),
+        "calibration_normal": len(split.validation),
+        "test_normal": sum(c.is_normal for c in split.test),
+        "test_abnormal": sum(not c.is_normal for c in split.test),
+    }
+
+
+def _metrics(labels, scores, threshold: float) -> dict[str, float]:
+    import numpy as np
+    from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
+
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
+    prf = precision_recall_f1(labels, scores, threshold=threshold)
+    return {
+        "auc": round(roc_auc(labels, scores), 4),
+        "pauc": round(partial_roc_auc(labels, scores, max_fpr=0.1), 4),
+        "f1": round(prf["f1"], 4),
+        "precision": round(prf["precision"], 4),
+        "recall": round(prf["recall"], 4),
+    }
+
+
+def _train_ours(name: str, machine_type: str, overrides: dict, split, out: Path, epochs: int):
+    from .pipeline import TrainConfig, train_bundle
+
+    config = TrainConfig(name=name, machine_type=machine_type, epochs=epochs, **overrides)
+    no_test = dataclasses.replace(split, test=[])  # candidates are never scored on the test clips
+    return train_bundle(config, no_test, out)
+
+
+def _select(machine_type: str, split, work: Path, epochs: int) -> tuple[str, str, Path, list[dict]]:
+    """Train every candidate on ``split`` and pick (candidate, detector) by the normal-only criterion."""
+    rows, best = [], None
+    for cand, overrides in CANDIDATES.items():
+        out = work / f"{machine_type}-{cand}"
+        card = _train_ours(machine_type, machine_type, overrides, split, out, epochs)
+        for det, spec in card["detectors"].items():
+            crit = normal_only_criterion(spec["calibration_scores"], len(split.validation))
+            rows.append({"candidate": cand, "detector": det, "criterion": round(crit, 3), "fit": card["training"]["fit"]})
+            if best is None or crit < best[0]:
+                best = (crit, cand, det, out)
+    assert best is not None
+    return best[1], best[2], best[3], rows
+
+
+def _finish_bundle(bundle: Path, split, detector: str, evidence: dict | None = None) -> dict:
+    """Set the default detector, score the test clips once with the runtime, and record it in the card."""
+    from soundsentry.export.card import write_card
+
+    from .pipeline import evaluate_bundle
+    from .protocol import too_thin
+
+    card = json.loads((bundle / "model.json").read_text())
+    card["default_detector"] = detector
+    files = list(card.pop("files"))
+    write_card(bundle, card, files=files)
+    if split.test:
+        ev = evaluate_bundle(bundle, split.test)
+        if too_thin(ev["n_normal"], ev["n_abnormal"]):
+            for det in card["detectors"]:
+                for key in ("auc", "pauc_fpr_0.1", "precision", "recall", "f1", "accuracy"):
+                    ev[det].pop(key, None)
+            ev["too_thin"] = True
+            card["notes"] = (
+                f"too thin for a figure: the held-out test has {ev['n_normal']} normal / {ev['n_abnormal']} abnormal "
+                "clips (we quote AUC, pAUC and F1 only with at least 10 of each); see docs/accuracy.md"
+            )
+        card["evaluation"] = ev
+    if evidence:
+        card["evidence"] = evidence
+    write_card(bundle, card, files=files)
+    return card
+
+
+def _labels(split) -> list[int]:
+    return [0 if c.is_normal else 1 for c in split.test]
+
+
+def run(args: argparse.Namespace) -> dict:
+    from .data import read_clips_csv
+    from .protocol import SPLITS, all_normals_split, make_split, too_thin
+    from .references import DcaseBaseline, SeedReference
+
+    clips = read_clips_csv(args.data)
+    work = Path(tempfile.mkdtemp(prefix="soundsentry-accuracy-"))
+    cache: dict = {}
+    results: dict[str, Any] = {"types": {}, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    t0 = time.time()
+    for machine_type in args.types:
+        entry: dict[str, Any] = {"splits": {}}
+        cross = make_split(clips, machine_type=machine_type, split="cross-machine", seed=args.seed)
+        cand, det, chosen, selection = _select(machine_type, cross, work, args.epochs)
+        entry["selection"] = {"rows": selection, "chosen": {"candidate": cand, "detector": det}}
+        log.info("%s: chose %s with %s by the normal-only criterion", machine_type, cand, det)
+        for split_name in SPLITS:
+            split = cross if split_name == "cross-machine" else make_split(
+                clips, machine_type=machine_type, split=split_name, seed=args.seed
+            )
+            counts = _counts(split)
+            thin = too_thin(counts["test_normal"], counts["test_abnormal"])
+            labels = _labels(split)
+            methods: dict[str, Any] = {}
+            if split_name == "cross-machine":
+                bundle = chosen
+            else:
+                bundle = work / f"{machine_type}-{split_name}"
+                _train_ours(machine_type, machine_type, CANDIDATES[cand], split, bundle, args.epochs)
+            card = _finish_bundle(bundle, split, det)
+            ours_scores = card["evaluation"][det]["clip_scores"]
+            methods["ours"] = {"scores": ours_scores, "threshold": card["detectors"][det]["threshold"]}
+            for ref in (SeedReference(epochs=args.seed_epochs, seed=args.seed), DcaseBaseline(seed=args.seed)):
+                ref.fit(split.train, split.validation, cache=cache)
+                methods[ref.name] = {"scores": [round(float(s), 6) for s in ref.score(split.test, cache=cache)],
+                                     "threshold": ref.threshold_}
+            for m in methods.values():
+                m["metrics"] = None if thin else _metrics(labels, m["scores"], m["threshold"])
+            entry["splits"][split_name] = {
+                "description": split.description,
+                "counts": counts,
+                "too_thin": thin,
+                "methods": methods,
+                "test_clips": [f"{c.label}/{c.path.name}" for c in split.test],
+            }
+            log.info("%s %s done (%.0f s so far)", machine_type, split_name, time.time() - t0)
+        if args.bundles:
+            evidence = {
+                name: {
+                    "description": s["description"],
+                    "counts": s["counts"],
+                    "too_thin": s["too_thin"],
+                    "ours": s["methods"]["ours"]["metrics"] or "too thin for a figure",
+                }
+                for name, s in entry["splits"].items()
+            }
+            evidence["selection"] = entry["selection"]["chosen"] | {
+                "rule": "lowest normal-only criterion (held-out normal scores vs leave-one-out training normals)"
+            }
+            dest = Path(args.bundles) / machine_type
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(chosen, dest)
+            _finish_bundle(dest, dataclasses.replace(cross, test=[]), det, evidence)
+        results["types"][machine_type] = entry
+    if args.bundles and args.general:
+        split = all_normals_split(clips, seed=args.seed)
+        overrides = dict(CANDIDATES[args.general_candidate]) | {"all_channels": False, "train_hop_frames": 8}
+        dest = Path(args.bundles) / "general"
+        _train_ours("general", "general", overrides, split, dest, args.epochs)
+        _finish_bundle(dest, split, "lof", {
+            "purpose": "a starting point for enrolling machines of other kinds (soundsentry enroll --model general); "
+            "its encoder heard every machine type in the data. Its own detectors are fitted on all types at once, "
+            "so it is not meant to score any one machine before enrollment; no accuracy figure is claimed.",
+            "types_heard": sorted({c.machine_type for c in split.train + split.validation}),
+        })
+        results["general"] = {"description": split.description}
+    results["seconds"] = round(time.time() - t0)
+    shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m soundsentry.train.accuracy", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True, help="clips.csv of the shared MIMII clips")
+    p.add_argument("--out", type=Path, required=True, help="Markdown file to write (e.g. docs/accuracy.md)")
+    p.add_argument("--json", type=Path, help="also write every score and count as JSON here")
+    p.add_argument("--types", nargs="+", default=list(TYPES), choices=TYPES)
+    p.add_argument("--epochs", type=int, default=100, help="most epochs for our model (early stopping on normals)")
+    p.add_argument("--seed-epochs", type=int, default=50, help="fixed epochs for the seed configuration")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bundles", type=Path, help="write the chosen bundles here (e.g. models)")
+    p.add_argument("--no-general", dest="general", action="store_false", help="with --bundles: skip the general bundle")
+    p.add_argument("--general-candidate", default="centred-64", choices=list(CANDIDATES))
+    p.add_argument("--no-enrollment", dest="enrollment", action="store_false", help="skip the enrollment study")
+    p.add_argument("--from-json", type=Path, help="re-render --out from a JSON written by --json; trains nothing")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .accuracy_doc import render
+
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+    else:
+        results = run(args)
+        results["command"] = "python -m soundsentry.train.accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    enrollment = _enrollment_section(args) if args.enrollment else None
+    args.out.write_text(render(results, enrollment=enrollment))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _enrollment_section(args) -> str | None:
+    """The enrollment study's Markdown, from soundsentry.train.enrollment_study when it exists."""
+    try:
+        from . import enrollment_study
+    except ImportError:
+        return None
+    for name in ("markdown_section", "render_markdown", "section"):
+        fn = getattr(enrollment_study, name, None)
+        if callable(fn):
+            return fn(data=args.data)
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
