@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -17,7 +18,16 @@ import soxr
 
 from .errors import AudioDecodeError, InvalidAudioError
 
-__all__ = ["MAX_DECODED_SAMPLES", "ChannelPolicy", "check_samples", "load_audio", "read_audio", "resample", "select_channel"]
+__all__ = [
+    "MAX_DECODED_SAMPLES",
+    "AudioBlocks",
+    "ChannelPolicy",
+    "check_samples",
+    "load_audio",
+    "read_audio",
+    "resample",
+    "select_channel",
+]
 
 #: How a multichannel recording becomes the mono signal the model hears.
 #: ``"first"`` takes channel 0 (what MIMII and DCASE evaluations score);
@@ -51,27 +61,7 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         More than :data:`MAX_DECODED_SAMPLES` samples.
     """
     p = os.fspath(path)
-    try:
-        info = os.stat(p)
-    except FileNotFoundError:
-        raise AudioDecodeError(p, "file not found") from None
-    except OSError as exc:  # a name too long, a folder on the way without permission, a link loop
-        raise AudioDecodeError(p, f"cannot open ({exc.strerror or type(exc).__name__})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise AudioDecodeError(p, "is a folder, not an audio file")
-    if not stat.S_ISREG(info.st_mode):
-        # Opening a FIFO would wait forever for a writer; a device could be endless.
-        raise AudioDecodeError(p, "is not a regular file (a pipe, socket or device)")
-    if info.st_size == 0:
-        raise AudioDecodeError(p, "file is empty (0 bytes)")
-    try:
-        open(p, "rb").close()  # tells "no permission" apart from "not audio", which libsndfile does not
-    except FileNotFoundError:
-        raise AudioDecodeError(p, "file not found") from None
-    except PermissionError:
-        raise AudioDecodeError(p, "permission denied") from None
-    except OSError as exc:
-        raise AudioDecodeError(p, f"cannot open ({exc.strerror or type(exc).__name__})") from None
+    _check_openable(p)
     try:
         with sf.SoundFile(p) as fh:
             rate, channels = int(fh.samplerate), int(fh.channels)
@@ -98,6 +88,31 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         return np.zeros((0, channels), np.float32), rate
     samples = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
     return samples, rate
+
+
+def _check_openable(p: str) -> None:
+    """Raise :class:`AudioDecodeError` unless ``p`` is a non-empty regular file we may read."""
+    try:
+        info = os.stat(p)
+    except FileNotFoundError:
+        raise AudioDecodeError(p, "file not found") from None
+    except OSError as exc:  # a name too long, a folder on the way without permission, a link loop
+        raise AudioDecodeError(p, f"cannot open ({exc.strerror or type(exc).__name__})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise AudioDecodeError(p, "is a folder, not an audio file")
+    if not stat.S_ISREG(info.st_mode):
+        # Opening a FIFO would wait forever for a writer; a device could be endless.
+        raise AudioDecodeError(p, "is not a regular file (a pipe, socket or device)")
+    if info.st_size == 0:
+        raise AudioDecodeError(p, "file is empty (0 bytes)")
+    try:
+        open(p, "rb").close()  # tells "no permission" apart from "not audio", which libsndfile does not
+    except FileNotFoundError:
+        raise AudioDecodeError(p, "file not found") from None
+    except PermissionError:
+        raise AudioDecodeError(p, "permission denied") from None
+    except OSError as exc:
+        raise AudioDecodeError(p, f"cannot open ({exc.strerror or type(exc).__name__})") from None
 
 
 def _short(exc: BaseException) -> str:
@@ -156,3 +171,87 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int, channel: Chann
     check_samples(samples, path=path)
     mono = select_channel(samples, policy=channel)
     return resample(mono, orig_sr=rate, target_sr=sample_rate)
+
+
+class AudioBlocks:
+    """Decode a file block by block, for recordings too long to hold in memory.
+
+    Memory stays at one block whatever the file's length, so an hour of audio costs what a
+    few seconds do. The samples are the ones :func:`read_audio` and :func:`select_channel`
+    give for the whole file, cut into consecutive blocks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A WAV, FLAC or OGG file.
+    block_frames : int
+        Frames (samples per channel) per block; the last block may be shorter.
+    channel : {"first", "mean"}
+        Channel policy for multichannel files.
+
+    Attributes
+    ----------
+    sample_rate, channels : int
+        From the file's header.
+
+    Raises
+    ------
+    AudioDecodeError
+        On opening (missing, not audio, ...) or, while iterating, on a decoder error.
+    InvalidAudioError
+        While iterating, for a block with NaN or infinite samples, or a file with no samples.
+
+    Examples
+    --------
+    >>> with AudioBlocks("long.flac", block_frames=65536) as blocks:  # doctest: +SKIP
+    ...     for mono in blocks:  # np.ndarray, shape (n <= 65536,), float32
+    ...         ...
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, block_frames: int = 1 << 16, channel: ChannelPolicy = "first"):
+        if block_frames < 1:
+            raise ValueError("block_frames must be positive")
+        self.path = os.fspath(path)
+        self.block_frames = int(block_frames)
+        self.channel: ChannelPolicy = channel
+        _check_openable(self.path)
+        try:
+            self._file = sf.SoundFile(self.path)
+        except PermissionError as exc:
+            raise AudioDecodeError(self.path, "permission denied") from exc
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError, EOFError) as exc:
+            raise AudioDecodeError(self.path, f"cannot decode audio ({_short(exc)})") from exc
+        self.sample_rate, self.channels = int(self._file.samplerate), int(self._file.channels)
+        if self.sample_rate <= 0 or self.channels <= 0:
+            self.close()
+            raise AudioDecodeError(
+                self.path, f"cannot decode audio (header says {self.sample_rate} Hz, {self.channels} channels)"
+            )
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Yield mono float32 blocks of shape (n,), ``0 < n <= block_frames``, then close the file."""
+        delivered = 0
+        try:
+            while True:
+                try:
+                    block = self._file.read(self.block_frames, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError, EOFError) as exc:
+                    raise AudioDecodeError(self.path, f"cannot decode audio ({_short(exc)})") from exc
+                if block.shape[0] == 0:
+                    break
+                check_samples(block, path=self.path)
+                delivered += block.shape[0]
+                yield select_channel(block, policy=self.channel)
+        finally:
+            self.close()
+        if delivered == 0:
+            raise InvalidAudioError(self.path, "contains no samples")
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> AudioBlocks:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

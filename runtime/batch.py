@@ -17,6 +17,7 @@ from .audio import check_samples, read_audio, select_channel
 from .errors import SoundSentryError
 from .quality import signal_flags
 from .report import Row
+from .streaming import STREAM_ABOVE_SECONDS, file_seconds, score_file_streamed
 
 __all__ = ["AUDIO_SUFFIXES", "decode_file", "find_audio_files", "score_file", "score_files"]
 
@@ -67,8 +68,14 @@ def score_file(model, path: str, *, detector: str | None, threshold: float | Non
     """Score one file into a :class:`Row`; any failure becomes an ``error`` row naming the cause."""
     detector = detector or model.default_detector
     try:
-        samples, flags = decode_file(model, path)
-        result = model.score_samples(samples, detector=detector, threshold=threshold, path=path)
+        seconds = file_seconds(path)
+        if seconds is not None and seconds > STREAM_ABOVE_SECONDS:
+            # A long recording is decoded block by block, so memory does not grow with its length.
+            result = score_file_streamed(model, path, detector=detector, threshold=threshold)
+            flags = result.extra["flags"]
+        else:
+            samples, flags = decode_file(model, path)
+            result = model.score_samples(samples, detector=detector, threshold=threshold, path=path)
     except Exception as exc:  # one bad file must not end the batch
         if isinstance(exc, SoundSentryError):
             problem = getattr(exc, "problem", None) or str(exc)

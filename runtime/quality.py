@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLIP_FRACTION", "CLIP_LEVEL", "FLAGS", "SILENCE_DBFS", "signal_flags"]
+__all__ = ["CLIP_FRACTION", "CLIP_LEVEL", "FLAGS", "SILENCE_DBFS", "SignalStats", "signal_flags"]
 
 #: Flags a row can carry, in the order they are listed.
 FLAGS = ("silent", "clipped")
@@ -59,3 +59,34 @@ def signal_flags(samples: np.ndarray) -> tuple[str, ...]:
     if np.count_nonzero(np.abs(y) >= CLIP_LEVEL) >= max(1, CLIP_FRACTION * y.size):
         flags.append("clipped")
     return tuple(flags)
+
+
+class SignalStats:
+    """The numbers :func:`signal_flags` decides on, accumulated block by block.
+
+    For recordings decoded in blocks (:class:`~soundsentry.audio.AudioBlocks`): feed each
+    block of the scored channel to :meth:`update`, then :meth:`flags` gives what
+    :func:`signal_flags` gives for the whole recording (the energy is summed in float64 in
+    another order, which only matters for a level within rounding of the threshold).
+    """
+
+    def __init__(self) -> None:
+        self.n_samples = 0
+        self.energy = 0.0
+        self.n_clipped = 0
+
+    def update(self, samples: np.ndarray) -> None:
+        y = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.n_samples += y.size
+        self.energy += float(np.dot(y, y.astype(np.float64)))
+        self.n_clipped += int(np.count_nonzero(np.abs(y) >= CLIP_LEVEL))
+
+    def flags(self) -> tuple[str, ...]:
+        if self.n_samples == 0:
+            return ()
+        flags = []
+        if (self.energy / self.n_samples) ** 0.5 < 10.0 ** (SILENCE_DBFS / 20.0):
+            flags.append("silent")
+        if self.n_clipped >= max(1, CLIP_FRACTION * self.n_samples):
+            flags.append("clipped")
+        return tuple(flags)
