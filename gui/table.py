@@ -116,8 +116,19 @@ class FolderFilter(QSortFilterProxyModel):
         self.setFilterKeyColumn(0)
 
     def set_anomalies_only(self, on: bool) -> None:
-        self.anomalies_only = bool(on)
-        self.invalidateFilter()
+        self.refilter(anomalies_only=on)
+
+    def refilter(self, *, anomalies_only: bool | None = None) -> None:
+        """Filter the rows again (after the threshold moved, verdicts may have changed)."""
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9; invalidateRowsFilter is deprecated there
+            self.beginFilterChange()
+            if anomalies_only is not None:
+                self.anomalies_only = bool(anomalies_only)
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            if anomalies_only is not None:
+                self.anomalies_only = bool(anomalies_only)
+            self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent) -> bool:
         model: FolderTableModel = self.sourceModel()

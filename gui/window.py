@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self.folder_task: FolderTask | None = None
         self.live: LiveScorer | None = None
         self.live_scores: list[float] = []
+        self.live_result: soundsentry.ScoreResult | None = None  # the last recording's streamed result
         self.recorded: np.ndarray | None = None
         self.recorded_rate = 0
         self._tasks: set = set()  # keep QRunnables' signal objects alive until they report
@@ -149,7 +150,7 @@ class MainWindow(QMainWindow):
         self.threshold_spin.setDecimals(3)
         self.threshold_spin.setRange(-1e6, 1e6)
         self.threshold_spin.setKeyboardTracking(False)
-        self.threshold_spin.valueChanged.connect(self.set_threshold)
+        self.threshold_spin.valueChanged.connect(self._on_spin)
         reset = QPushButton("model's")
         reset.setToolTip("Back to the model's own threshold")
         reset.clicked.connect(self.reset_threshold)
@@ -461,6 +462,11 @@ class MainWindow(QMainWindow):
             return
         self.set_threshold(self._thr_lo + (self._thr_hi - self._thr_lo) * value / SLIDER_STEPS)
 
+    def _on_spin(self, value: float) -> None:
+        # The spin box shows 3 decimals; its rounded value must not replace the exact threshold.
+        if not getattr(self, "_syncing", False):
+            self.set_threshold(value)
+
     def set_threshold(self, value: float) -> None:
         """Move the threshold: verdicts, the threshold line and the table update; nothing is rescored."""
         if self.model is None:
@@ -475,7 +481,7 @@ class MainWindow(QMainWindow):
             self._syncing = False
         self.view.set_threshold(self.threshold)
         self.table_model.set_threshold(self.threshold)
-        self.table_proxy.invalidateFilter()
+        self.table_proxy.refilter()
         self.settings.setValue("threshold", self.threshold)
         self._show_verdict()
 
@@ -774,6 +780,7 @@ class MainWindow(QMainWindow):
         self.player.stop()
         self.cancel_folder()
         self.live_scores = []
+        self.live_result = None
         self.analysis = None
         self.recorded = None
         self.current_label = "recording"
@@ -838,8 +845,8 @@ class MainWindow(QMainWindow):
         if result is not None:
             self.live_result = result
         self._update_actions()
-        if self.recorded is not None and self.recorded.size:
-            self._analyse_recording()
+        if result is not None and self.recorded is not None and self.recorded.size:
+            self._analyse_recording()  # too short for the stream is too short here too: said once
         self.recordingDone.emit()
 
     def _analyse_recording(self) -> None:

@@ -199,7 +199,8 @@ class _LiveWorker(QObject):
         try:
             result = self._stream.finish()
         except SoundSentryError as exc:
-            self.failed.emit(describe_error(exc))
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.failed.emit(f"The recording cannot be scored: {problem}")
             self.finished.emit(None)
             return
         self.finished.emit(result)
