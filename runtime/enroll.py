@@ -255,9 +255,14 @@ def calibration_plan(
 
 
 def _require_train_extra(detector: str) -> None:
-    from importlib.util import find_spec
+    import importlib
 
-    missing = [name for name in ("sklearn", "skl2onnx") if find_spec(name) is None]
+    missing = []
+    for module in ("sklearn", "skl2onnx"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
     if missing:
         raise EnrollmentError(
             f"{detector} enrollment needs the [train] extra ({', '.join(missing)} not installed): {TRAIN_EXTRA_HINT}; "

@@ -1,0 +1,234 @@
+"""Enrollment on real normal recordings: the new bundle, its threshold, its card, the CLI, no scikit-learn."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soundsentry
+from soundsentry.bundle import file_sha256, read_bundle
+from soundsentry.cli import main
+from soundsentry.enroll import calibration_plan, enroll
+from soundsentry.errors import AudioError, EnrollmentError
+
+from .conftest import DATA_DIR, MONO_CLIP, requires
+from .test_light_runtime import BLOCKED
+
+# Five normal and three abnormal clips of one slide rail (DCASE 2020 dev, id_00), 4 s each.
+SLIDER = DATA_DIR / "slider_id_00"
+SLIDER_NORMAL = sorted((SLIDER / "normal").glob("*.flac"))
+SLIDER_ABNORMAL = sorted((SLIDER / "abnormal").glob("*.flac"))
+
+
+def test_slider_clips_are_there():
+    assert len(SLIDER_NORMAL) == 5 and len(SLIDER_ABNORMAL) == 3
+
+
+def test_held_out_normal_clips_pass_more_often_than_abnormal_ones(fan_model, tmp_path):
+    """Leave each normal clip out in turn, enroll on the other four, score the held-out one and the anomalies.
+
+    The shipped fan encoder never heard a slide rail. At the default quantile (0.99, set for few
+    false alarms) no held-out normal clip may be flagged; at quantile 0.9 the abnormal clips must
+    be flagged more often than the held-out normal ones (which must still pass).
+    """
+    normal_pass = {0.99: [], 0.9: []}
+    abnormal_pass = {0.99: [], 0.9: []}
+    for i, held_out in enumerate(SLIDER_NORMAL):
+        enrolled = [p for p in SLIDER_NORMAL if p != held_out]
+        for quantile in (0.99, 0.9):
+            model = fan_model.enroll(enrolled, out=tmp_path / f"m{i}_{quantile}", quantile=quantile)
+            threshold = model.thresholds["lof"]
+            normal_pass[quantile].append(model.score(held_out).score <= threshold)
+            abnormal_pass[quantile] += [model.score(p).score <= threshold for p in SLIDER_ABNORMAL]
+    assert all(normal_pass[0.99])
+    assert np.mean(normal_pass[0.9]) > np.mean(abnormal_pass[0.9])
+    assert not all(abnormal_pass[0.9])
+
+
+def test_bundle_card_describes_the_enrollment(fan_model, tmp_path):
+    out = tmp_path / "my-slider"
+    model = enroll(fan_model, [SLIDER / "normal"], out=out, machine_type="slider")
+    assert isinstance(model, soundsentry.Model)
+    bundle = read_bundle(out)  # checksums verified
+    card = bundle.card
+    assert card["name"] == "my-slider" and card["machine_type"] == "slider"
+    assert card["default_detector"] == "lof" and list(card["detectors"]) == ["lof"]
+    info = card["enrollment"]
+    assert info["parent"]["name"] == "fan"
+    assert info["parent"]["encoder_sha256"] == file_sha256(fan_model.bundle.path("encoder.onnx"))
+    assert file_sha256(out / "encoder.onnx") == file_sha256(fan_model.bundle.path("encoder.onnx"))
+    assert [r["file"] for r in info["recordings"]] == [p.name for p in SLIDER_NORMAL]
+    assert [r["sha256"] for r in info["recordings"]] == [file_sha256(p) for p in SLIDER_NORMAL]
+    assert all(abs(r["seconds"] - 4.0) < 1e-6 for r in info["recordings"])
+    # Every window of every recording is in the LOF reference set.
+    windows = [r["windows"] for r in info["recordings"]]
+    assert info["n_windows"] == sum(windows) == card["detectors"]["lof"]["n_reference"]
+    assert np.load(out / "lof.npz")["reference"].shape[0] == sum(windows)
+    assert info["calibration"]["mode"] == "leave-one-recording-out"
+    lof = card["detectors"]["lof"]
+    assert len(lof["calibration_scores"]) == len(SLIDER_NORMAL)
+    assert "leave-one-out" in lof["threshold_rule"] and "log-normal" in lof["threshold_rule"]
+    # The threshold lies above every calibration score: none of the enrolled recordings is flagged.
+    assert lof["threshold"] > max(lof["calibration_scores"])
+    # Feature settings are the parent's, so the encoder sees what it was trained on.
+    for key in ("features", "window", "channel", "normalization"):
+        assert card[key] == fan_model.card[key]
+    assert "evaluation" not in card and "training" not in card
+
+
+def test_enrolled_model_scores_like_its_parent_pipeline(fan_model, tmp_path):
+    """Same encoder, same features: the new bundle's latents are the parent's."""
+    model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "m")
+    y = fan_model.load(SLIDER_ABNORMAL[0])
+    parent_latents = fan_model.embed(fan_model.windows(fan_model.features(y)))
+    child_latents = model.embed(model.windows(model.features(y)))
+    np.testing.assert_array_equal(parent_latents, child_latents)
+    result = model.score(SLIDER_ABNORMAL[0])
+    np.testing.assert_allclose(result.window_scores, model.detector("lof").anomaly_score(child_latents))
+
+
+def test_arrays_with_rates_enroll_like_files(fan_model, tmp_path):
+    from_files = fan_model.enroll(SLIDER_NORMAL[:3], out=tmp_path / "files")
+    arrays = [sf.read(p, dtype="float32") for p in SLIDER_NORMAL[:3]]
+    from_arrays = fan_model.enroll(arrays, out=tmp_path / "arrays")
+    assert from_arrays.thresholds["lof"] == pytest.approx(from_files.thresholds["lof"], rel=1e-9)
+    assert [r["file"] for r in from_arrays.card["enrollment"]["recordings"]] == ["<array 0>", "<array 1>", "<array 2>"]
+
+
+def test_one_recording_uses_the_documented_block_fallback(fan_model, tmp_path):
+    model = fan_model.enroll([MONO_CLIP], out=tmp_path / "one")
+    info = model.card["enrollment"]
+    assert info["n_recordings"] == 1
+    assert info["calibration"]["mode"] == "leave-one-block-out"
+    rule = model.card["detectors"]["lof"]["threshold_rule"]
+    assert "leave-one-block-out" in rule and "one recording" in rule
+    scores = model.card["detectors"]["lof"]["calibration_scores"]
+    assert len(scores) >= 2
+    assert np.isfinite(model.thresholds["lof"]) and model.thresholds["lof"] > np.median(scores)
+    assert model.score(MONO_CLIP).verdict == "normal"
+
+
+def test_calibration_plan_keeps_overlapping_windows_out_of_a_blocks_reference():
+    plan = calibration_plan([16], block_windows=4, guard_windows=3)
+    assert plan.mode == "leave-one-block-out"
+    for scored, keep in zip(plan.scored, plan.reference, strict=True):
+        near = np.arange(max(0, scored[0] - 3), min(16, scored[-1] + 4))
+        assert not keep[near].any()
+        assert keep.sum() == 16 - near.size
+
+
+def test_too_little_audio_is_refused(fan_model, tmp_path):
+    y = fan_model.load(MONO_CLIP)[: int(2.2 * 16000)]  # one window
+    with pytest.raises(EnrollmentError, match="too little normal audio"):
+        fan_model.enroll([(y, 16000)], out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_file_is_skipped_and_named(fan_model, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really audio")
+    model = fan_model.enroll([*SLIDER_NORMAL[:2], bad], out=tmp_path / "m")
+    info = model.card["enrollment"]
+    assert info["n_recordings"] == 2
+    assert [s["name"] for s in info["skipped"]] == [str(bad)]
+    with pytest.raises(AudioError) as err:
+        fan_model.enroll([*SLIDER_NORMAL[:2], bad], out=tmp_path / "strict", strict=True)
+    assert err.value.path == str(bad)
+    with pytest.raises(EnrollmentError, match="no usable normal recordings"):
+        fan_model.enroll([bad], out=tmp_path / "none")
+
+
+def test_output_folder_is_protected(fan_model, tmp_path):
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(EnrollmentError, match="holds no model bundle"):
+        fan_model.enroll(SLIDER_NORMAL[:2], out=other, overwrite=True)
+    assert (other / "holiday.jpg").exists()
+    fan_model.enroll(SLIDER_NORMAL[:2], out=tmp_path / "b")
+    with pytest.raises(EnrollmentError, match="not empty"):
+        fan_model.enroll(SLIDER_NORMAL[:3], out=tmp_path / "b")
+    replaced = fan_model.enroll(SLIDER_NORMAL[:3], out=tmp_path / "b", overwrite=True)
+    assert replaced.card["enrollment"]["n_recordings"] == 3
+    with pytest.raises(EnrollmentError, match="parent model's own folder"):
+        fan_model.enroll(SLIDER_NORMAL[:2], out=fan_model.bundle.root, overwrite=True)
+
+
+@requires("sklearn")
+@requires("skl2onnx")
+def test_ocsvm_enrollment_with_train_extra(fan_model, tmp_path):
+    from sklearn.svm import OneClassSVM
+
+    model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "svm", detectors=("ocsvm", "lof"))
+    assert model.default_detector == "ocsvm" and set(model.detectors) == {"ocsvm", "lof"}
+    # The exported graph scores like scikit-learn fitted on the same enrolled windows.
+    latents = np.concatenate([fan_model.embed(fan_model.windows(fan_model.features(fan_model.load(p)))) for p in SLIDER_NORMAL])
+    svm = OneClassSVM(nu=fan_model.card["detectors"]["ocsvm"]["nu"], gamma="scale").fit(latents.astype(np.float64))
+    y = fan_model.load(SLIDER_ABNORMAL[0])
+    query = fan_model.embed(fan_model.windows(fan_model.features(y)))
+    np.testing.assert_allclose(
+        model.detector("ocsvm").anomaly_score(query), -svm.decision_function(query), rtol=1e-4, atol=1e-5
+    )
+    assert np.isfinite(model.thresholds["ocsvm"])
+
+
+def test_cli_enroll_then_score(tmp_path, capsys):
+    out = tmp_path / "my-slider"
+    code = main(["enroll", "--model", "fan", "--normal", str(SLIDER / "normal"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "5 recordings" in err and "threshold" in err
+    assert main(["score", "--model", str(out), "--format", "csv", *map(str, SLIDER_NORMAL[:1])]) in (0, 1)
+    assert main(["enroll", "--model", "fan", "--normal", str(SLIDER / "normal"), "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["enroll", "--model", "no-such-model", "--normal", str(SLIDER), "--out", str(tmp_path / "y")]) == 4
+
+
+LIGHT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+
+    BLOCKED = {blocked!r}
+
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{{name}} is blocked: the light runtime must not need it")
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+    import soundsentry
+    from soundsentry.errors import EnrollmentError
+
+    model = soundsentry.load_model("fan").enroll({normal!r}, out={out!r})
+    try:
+        soundsentry.load_model("fan").enroll({normal!r}, out={out!r} + "-svm", detectors=("ocsvm",))
+        svm_error = ""
+    except EnrollmentError as exc:
+        svm_error = str(exc)
+    print(json.dumps({{
+        "threshold": model.thresholds["lof"],
+        "score": model.score({clip!r}).score,
+        "svm_error": svm_error,
+        "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
+    }}))
+    """
+)
+
+
+def test_lof_enrollment_needs_no_scikit_learn(tmp_path):
+    script = LIGHT_SCRIPT.format(
+        blocked=BLOCKED, normal=[str(p) for p in SLIDER_NORMAL], out=str(tmp_path / "light"), clip=str(SLIDER_ABNORMAL[0])
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == []
+    assert np.isfinite(report["threshold"]) and np.isfinite(report["score"])
+    assert "[train]" in report["svm_error"] and "sklearn" in report["svm_error"]
+    assert not (tmp_path / "light-svm").exists()
