@@ -19,7 +19,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Player", "Recorder"]
 
-BLOCKSIZE = 1024  # samples per callback: 64 ms at 16 kHz, 21 ms at 48 kHz
+BLOCKSIZE = 1024  # playback: samples per callback, 64 ms at 16 kHz
+#: Recording blocks of 10 ms: a spectrogram column (hop 512 at 16 kHz) is 32 ms, so each column
+#: reaches the screen within about one block and one drain tick, and the live view can move at
+#: the column rate (31 per second) instead of the 16 per second that 64 ms blocks would allow.
+RECORD_BLOCK_SECONDS = 0.01
 
 
 class Player(QObject):
@@ -126,7 +130,7 @@ class Recorder(QObject):
     level = Signal(float)
     stopped = Signal(str)
 
-    def __init__(self, backend: AudioBackend, parent=None, *, drain_ms: int = 15) -> None:
+    def __init__(self, backend: AudioBackend, parent=None, *, drain_ms: int = 10) -> None:
         super().__init__(parent)
         self.backend = backend
         self._stream = None
@@ -165,7 +169,7 @@ class Recorder(QObject):
         self._stream = self.backend.input_stream(
             device,
             samplerate=self.sample_rate,
-            blocksize=BLOCKSIZE,
+            blocksize=max(1, round(self.sample_rate * RECORD_BLOCK_SECONDS)),
             callback=self._callback,
             finished_callback=self._finished,
         )

@@ -73,6 +73,7 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self.scores = np.zeros(0)
         self.centres = np.zeros(0)
         self.live = False
+        self.live_now = 0.0  # live mode: seconds of audio received; the x axis is time minus this
         self.frame_times: list[float] = []  # seconds spent in each live update (for the benchmark)
 
         self.spec_plot = self.addPlot(row=0, col=0)
@@ -97,7 +98,9 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self.score_plot.setMouseEnabled(x=True, y=False)
         self.score_plot.hideButtons()
         self.score_plot.setXLink(self.spec_plot)
-        self.score_plot.showGrid(x=True, y=True, alpha=0.25)
+        # No grid: a grid is painted by the axes across the whole plot, and would make every live
+        # frame repaint them (the benchmark measured the axes as most of a frame's cost).
+        self.spec_plot.hideAxis("bottom")  # the score track right under it carries the time axis
         self.score_curve = self.score_plot.plot([], [], pen=pg.mkPen((40, 40, 40), width=2), symbol="o", symbolSize=7)
         self.threshold_line = pg.InfiniteLine(
             angle=0,
@@ -145,6 +148,7 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         """Show a whole log-mel spectrogram (n_mels, n_frames); frame j is centred on j·hop."""
         self.live = False
         self.duration = duration
+        self.score_plot.setLabel("bottom", "time", units="s")
         n = logmel.shape[1]
         self.image.setImage(logmel, autoLevels=False, levels=DB_LEVELS)
         self.image.setRect(QRectF(-0.5 * self.frame_seconds, 0, n * self.frame_seconds, self.params.n_mels))
@@ -163,7 +167,8 @@ class AnalysisView(pg.GraphicsLayoutWidget):
 
     def _redraw_scores(self) -> None:
         brushes = [pg.mkBrush(ABNORMAL_COLOUR if s > self.threshold else NORMAL_COLOUR) for s in self.scores]
-        self.score_curve.setData(self.centres, self.scores, symbolBrush=brushes or None)
+        x = self.centres - self.live_now if self.live else self.centres
+        self.score_curve.setData(x, self.scores, symbolBrush=brushes or None)
         lo = min([self.threshold, *self.scores.tolist()])
         hi = max([self.threshold, *self.scores.tolist()])
         pad = 0.1 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.1)
@@ -195,8 +200,14 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self.live_frames = 0
         self.live_scores: list[float] = []
         self.frame_times = []
+        self.live_now = 0.0
         self.image.setImage(self.live_image, autoLevels=False, levels=DB_LEVELS)
-        self._place_live_image()
+        # A fixed time axis, 0 = now: only the image and the score points change from frame to
+        # frame, so the axes are not redrawn while the spectrogram scrolls.
+        span = self.live_columns * self.frame_seconds
+        self.image.setRect(QRectF(-span, 0, span, self.params.n_mels))
+        self.spec_plot.setXRange(-span, 0, padding=0)
+        self.score_plot.setLabel("bottom", "time before now", units="s")
 
     def push_frames(self, frames: np.ndarray) -> None:
         """Scroll ``frames`` (n_mels, k) in at the right edge of the live image."""
@@ -212,16 +223,11 @@ class AnalysisView(pg.GraphicsLayoutWidget):
             img[:, -k:] = frames
         self.live_frames += k
         self.image.setImage(img, autoLevels=False)
-        self._place_live_image()
+        self.live_now = (self.live_frames - 0.5) * self.frame_seconds  # right edge of the newest column
+        self.duration = max(0.0, self.live_now)
+        if self.scores.size:
+            self.score_curve.setData(self.centres - self.live_now, self.scores)
         self.frame_times.append(time.perf_counter() - t0)
-
-    def _place_live_image(self) -> None:
-        dt = self.frame_seconds
-        right = (self.live_frames - 0.5) * dt  # right edge of the newest column
-        left = right - self.live_columns * dt
-        self.image.setRect(QRectF(left, 0, self.live_columns * dt, self.params.n_mels))
-        self.spec_plot.setXRange(left, right, padding=0)
-        self.duration = max(0.0, right)
 
     def push_scores(
         self, scores: np.ndarray, first_window: int, *, window_starts: np.ndarray, window_seconds: float

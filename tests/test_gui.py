@@ -396,9 +396,15 @@ def test_live_spectrogram_scrolls_a_preallocated_image(qapp, fan_model):
     assert view.live_frames == 203
     assert view.live_image is buf  # never reallocated
     np.testing.assert_array_equal(view.image.image, logmel[:, 203 - cols : 203])
+    # The time axis is fixed (0 = now): the newest column ends at 0, the image never moves.
     rect = view.image.mapRectToParent(view.image.boundingRect())
     hop_s = fan_model.feature_params.hop_length / fan_model.feature_params.sample_rate
-    assert rect.right() == pytest.approx((203 - 0.5) * hop_s)  # the newest frame ends the time axis
+    assert rect.right() == pytest.approx(0.0) and rect.width() == pytest.approx(cols * hop_s)
+    assert view.live_now == pytest.approx((203 - 0.5) * hop_s)
+    # Score points follow: a window centred at t is drawn at t - now.
+    view.push_scores(np.array([1.0, 2.0]), 0, window_starts=np.array([0.0, 0.5]), window_seconds=2.0)
+    x, _ = view.score_curve.getData()
+    np.testing.assert_allclose(x, np.array([1.0, 1.5]) - view.live_now)
 
 
 def test_ring_buffer_keeps_order_and_counts_overflow():
