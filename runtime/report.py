@@ -86,6 +86,12 @@ def _unsafe_cell(text: str) -> str:
     return text[1:] if text[:1] == "'" and text[1:2] in (*_FORMULA_START, "'") else text
 
 
+def _csv_cell(text: str) -> str:
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _flags_cell(flags: tuple[str, ...]) -> str:
     return ";".join(flags)
 
@@ -122,11 +128,10 @@ class CsvWriter(RowWriter):
 
     @staticmethod
     def _line(cells) -> str:
-        # QUOTE_MINIMAL quotes any cell holding a comma, quote or line break, so a file
-        # name cannot split or add a row.
-        buffer = io.StringIO()
-        csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\n").writerow(cells)
-        return buffer.getvalue()
+        # RFC 4180 quoting of any cell holding a comma, quote, CR or LF, so a file name cannot
+        # split or add a row. (The csv module's QUOTE_MINIMAL misses a lone CR when the line
+        # ends in LF, and a reader then sees a row break there.)
+        return ",".join(_csv_cell(str(c)) for c in cells) + "\n"
 
     def write(self, row: Row) -> None:
         d = row.to_dict()
