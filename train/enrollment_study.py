@@ -1,0 +1,448 @@
+"""How well enrollment works: AUC against the number of enrolled normal clips, and drift.
+
+Run ``python -m soundsentry.train.enrollment_study --data shared/data/mimii`` (prints Markdown;
+``--out docs/enrollment_study.md`` writes it). :func:`run_study` returns the same Markdown for
+the accuracy document's generator.
+
+Protocol (nothing here touches an abnormal clip before the final scoring):
+
+- For every shipped bundle, the machines it did not hear are those with no clip in its card's
+  training or validation lists. A machine is ``(type, id)`` for MIMII and DCASE 2020 clips
+  (the DCASE 2020 files are channel 0 of MIMII recordings) and ``(type, section, dataset)``
+  for DCASE 2021+ clips; rows without a machine id or of type ``unknown`` are left out.
+- A *session* of a machine is its clips of one dataset release, SNR mix and domain. Enrollment
+  draws ``n`` normal clips of the largest session, fits the detector and calibrates the
+  threshold exactly as ``soundsentry enroll`` does (same functions), and scores the held-out
+  normal clips and the abnormal clips of that session. Several random draws per ``n``; the
+  tables give the median and the range (min-max) over draws.
+- Drift: the same enrolled models score the machine's normal clips from *other* sessions
+  (another release / SNR mix of the recording, another DCASE 2023 domain, another microphone
+  of the MIMII array). Every flagged one is a false alarm.
+- Threshold rules compared on the same calibration scores: the enrollment rule
+  (:func:`soundsentry.calibration.lognormal_threshold`) and the training pipeline's robust
+  normal rule (:func:`soundsentry.calibration.robust_threshold`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import logging
+import math
+import random
+import statistics
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from soundsentry.audio import read_audio, resample
+from soundsentry.bundle import list_shipped_models
+from soundsentry.calibration import robust_threshold
+from soundsentry.enroll import calibration_plan, calibration_scores, enrollment_threshold, fit_detector
+from soundsentry.metrics import partial_roc_auc, roc_auc
+from soundsentry.model import Model, aggregate_scores, load_model
+
+from .data import Clip, read_clips_csv
+
+__all__ = ["Machine", "held_out_machines", "machine_key", "run_study", "session_key"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZES = (1, 2, 3, 5, 10, 15)
+DEFAULT_DRAWS = 10
+DETECTOR = "lof"
+
+
+def machine_key(clip: Clip) -> tuple[str, ...] | None:
+    """Which physical machine a clip is from, or None when unknown."""
+    if not clip.machine_id or clip.machine_type in ("", "unknown"):
+        return None
+    if clip.machine_id.startswith("id_"):
+        return (clip.machine_type, clip.machine_id)
+    return (clip.machine_type, clip.machine_id, clip.dataset)
+
+
+def session_key(clip: Clip) -> str:
+    """The recording session: dataset release, SNR mix and domain."""
+    parts = [clip.dataset]
+    if clip.snr_db:
+        parts.append(f"{clip.snr_db} dB")
+    if clip.domain:
+        parts.append(f"{clip.domain} domain")
+    return ", ".join(parts)
+
+
+@dataclass
+class Machine:
+    key: tuple[str, ...]
+    clips: list[Clip] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.key[:2]) + (f" ({self.key[2]})" if len(self.key) > 2 else "")
+
+    def sessions(self) -> dict[str, list[Clip]]:
+        out: dict[str, list[Clip]] = defaultdict(list)
+        for c in self.clips:
+            out[session_key(c)].append(c)
+        return dict(out)
+
+
+def _heard(card: dict) -> set[tuple[str, ...]]:
+    training = card.get("training", {}) or {}
+    entries = list(training.get("train_clips", []) or []) + list(training.get("validation_clips", []) or [])
+    keys = set()
+    for e in entries:
+        clip = Clip(
+            path=Path(e.get("file", "")),
+            machine_type=e.get("machine_type", card.get("machine_type", "")),
+            machine_id=e.get("machine_id", ""),
+            dataset=e.get("dataset", ""),
+        )
+        key = machine_key(clip)
+        if key is not None:
+            keys.add(key)
+    return keys
+
+
+def heard_types(card: dict) -> set[str]:
+    training = card.get("training", {}) or {}
+    entries = list(training.get("train_clips", []) or []) + list(training.get("validation_clips", []) or [])
+    return {e.get("machine_type", card.get("machine_type", "")) for e in entries} - {""}
+
+
+def held_out_machines(clips: list[Clip], card: dict) -> list[Machine]:
+    """Machines with clips in ``clips`` that the bundle's card does not list among its training/validation clips."""
+    heard = _heard(card)
+    machines: dict[tuple[str, ...], Machine] = {}
+    for c in clips:
+        key = machine_key(c)
+        if key is None or key in heard:
+            continue
+        machines.setdefault(key, Machine(key)).clips.append(c)
+    return [machines[k] for k in sorted(machines)]
+
+
+class LatentCache:
+    """Encoder latents of (clip, channel), computed once per bundle."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self._cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def channels(self, clip: Clip) -> int:
+        import soundfile
+
+        return int(soundfile.info(str(clip.path)).channels)
+
+    def __call__(self, clip: Clip, channel: int = 0) -> np.ndarray:
+        key = (str(clip.path), channel)
+        if key not in self._cache:
+            m = self.model
+            samples, rate = read_audio(clip.path)
+            y = resample(samples[:, channel], orig_sr=rate, target_sr=m.feature_params.sample_rate)
+            self._cache[key] = m.embed(m.windows(m.features(y))).astype(np.float32).astype(np.float64)
+        return self._cache[key]
+
+
+@dataclass
+class Enrolled:
+    detector: object
+    threshold: float
+    old_rule_threshold: float
+    aggregate: str
+
+    def score(self, latents: np.ndarray) -> float:
+        return aggregate_scores(self.detector.anomaly_score(latents), rule=self.aggregate)
+
+
+def enroll_latents(model: Model, latents: list[np.ndarray], *, quantile: float = 0.99) -> Enrolled:
+    """Enrollment on precomputed latents, with the same steps and defaults as :func:`soundsentry.enroll.enroll`."""
+    params = {"n_neighbors": int(model.card["detectors"].get(DETECTOR, {}).get("n_neighbors", 20))}
+    X = np.concatenate(latents)
+    plan = calibration_plan([len(x) for x in latents])
+    scores = calibration_scores(DETECTOR, X, plan, params=params, aggregate=model.aggregate)
+    n_rec = len(latents) if plan.mode == "leave-one-recording-out" else 1
+    threshold, _ = enrollment_threshold(DETECTOR, scores, quantile=quantile, n_recordings=n_rec)
+    return Enrolled(
+        detector=fit_detector(DETECTOR, X, params=params),
+        threshold=threshold,
+        old_rule_threshold=robust_threshold(scores, quantile=quantile),
+        aggregate=model.aggregate,
+    )
+
+
+def _draws(n_items: int, n: int, draws: int, rng: random.Random) -> list[tuple[int, ...]]:
+    combos = None
+    if math.comb(n_items, n) <= draws:
+        combos = list(itertools.combinations(range(n_items), n))
+    return combos or [tuple(sorted(rng.sample(range(n_items), n))) for _ in range(draws)]
+
+
+def _summary(values: list[float]) -> str:
+    values = [v for v in values if not np.isnan(v)]
+    if not values:
+        return "n/a"
+    med = statistics.median(values)
+    if len(values) == 1 or min(values) == max(values):
+        return f"{med:.2f}"
+    return f"{med:.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+@dataclass
+class StudyRow:
+    bundle: str
+    machine: str
+    type_heard: bool
+    session: str
+    n: int
+    draws: int
+    n_normal: int
+    n_abnormal: int
+    auc: list[float]
+    pauc: list[float]
+    far: list[float]
+    far_old: list[float]
+    recall: list[float]
+
+
+@dataclass
+class DriftRow:
+    bundle: str
+    machine: str
+    enrolled: str
+    tested: str
+    n_enrolled: int
+    draws: int
+    n_clips: int
+    far: list[float]
+    far_old: list[float]
+    note: str = ""
+
+
+def study_bundle(
+    model: Model, clips: list[Clip], *, sizes=DEFAULT_SIZES, draws: int = DEFAULT_DRAWS, seed: int = 0
+) -> tuple[list[StudyRow], list[DriftRow]]:
+    """AUC-vs-clips rows and drift rows for one bundle on the machines it did not hear."""
+    cache = LatentCache(model)
+    types = heard_types(model.card)
+    rows: list[StudyRow] = []
+    drift: list[DriftRow] = []
+    for machine in held_out_machines(clips, model.card):
+        sessions = machine.sessions()
+        # The session with the most normal clips is the one enrolled on.
+        main_name, main = max(sessions.items(), key=lambda kv: sum(c.is_normal for c in kv[1]))
+        normals = sorted((c for c in main if c.is_normal), key=lambda c: str(c.path))
+        abnormals = sorted((c for c in main if not c.is_normal), key=lambda c: str(c.path))
+        others = {k: [c for c in v if c.is_normal] for k, v in sessions.items() if k != main_name}
+        others = {k: v for k, v in others.items() if v}
+        if len(normals) < 2:
+            continue
+        if abnormals:
+            rows.append(_shipped_row(model, cache, machine, main_name, normals, abnormals, machine.key[0] in types))
+        rng = random.Random(seed)
+        for n in sizes:
+            if n > len(normals) - 1:  # at least one held-out normal clip
+                continue
+            row = StudyRow(
+                model.name, machine.name, machine.key[0] in types, main_name, n, 0,
+                len(normals) - n, len(abnormals), [], [], [], [], [],
+            )
+            drift_rows = {k: DriftRow(model.name, machine.name, main_name, k, n, 0, len(v), [], []) for k, v in others.items()}
+            for idx in _draws(len(normals), n, draws, rng):
+                enrolled = enroll_latents(model, [cache(normals[i]) for i in idx])
+                held = [c for i, c in enumerate(normals) if i not in idx]
+                s_norm = np.array([enrolled.score(cache(c)) for c in held])
+                s_abn = np.array([enrolled.score(cache(c)) for c in abnormals])
+                row.draws += 1
+                if len(held):
+                    row.far.append(float((s_norm > enrolled.threshold).mean()))
+                    row.far_old.append(float((s_norm > enrolled.old_rule_threshold).mean()))
+                if len(held) and len(abnormals):
+                    y = np.r_[np.zeros(len(s_norm)), np.ones(len(s_abn))]
+                    s = np.r_[s_norm, s_abn]
+                    row.auc.append(roc_auc(y, s))
+                    row.pauc.append(partial_roc_auc(y, s, max_fpr=0.1))
+                    row.recall.append(float((s_abn > enrolled.threshold).mean()))
+                for k, v in others.items():
+                    s_other = np.array([enrolled.score(cache(c)) for c in v])
+                    drift_rows[k].draws += 1
+                    drift_rows[k].far.append(float((s_other > enrolled.threshold).mean()))
+                    drift_rows[k].far_old.append(float((s_other > enrolled.old_rule_threshold).mean()))
+            if row.draws:
+                rows.append(row)
+                drift.extend(d for d in drift_rows.values() if d.draws)
+        drift.extend(_microphone_drift(model, cache, machine.name, main_name, normals, draws=min(draws, 10), seed=seed))
+    return rows, drift
+
+
+def _shipped_row(model, cache, machine, session, normals, abnormals, type_heard) -> StudyRow:
+    """The shipped detector without enrollment, on every normal and abnormal clip of the session."""
+    score = lambda c: aggregate_scores(model.score_latents(cache(c), detector=DETECTOR), rule=model.aggregate)  # noqa: E731
+    s_norm = np.array([score(c) for c in normals])
+    s_abn = np.array([score(c) for c in abnormals])
+    y = np.r_[np.zeros(len(s_norm)), np.ones(len(s_abn))]
+    s = np.r_[s_norm, s_abn]
+    threshold = model.thresholds[DETECTOR]
+    return StudyRow(
+        model.name, machine.name, type_heard, session, 0, 1, len(normals), len(abnormals),
+        [roc_auc(y, s)], [partial_roc_auc(y, s, max_fpr=0.1)], [float((s_norm > threshold).mean())], [],
+        [float((s_abn > threshold).mean())],
+    )
+
+
+def _microphone_drift(model, cache, machine, session, normals, *, draws: int, seed: int) -> list[DriftRow]:
+    """Enroll on channel 0 of MIMII 8-microphone clips; score channels 1-7 of held-out clips (other mic positions)."""
+    multi = [c for c in normals if cache.channels(c) > 1]
+    n = 10
+    if len(multi) < n + 2:
+        return []
+    rng = random.Random(seed)
+    same = DriftRow(model.name, machine, f"{session}, mic 0", "held-out clips, mic 0", n, 0, 0, [], [])
+    other = DriftRow(model.name, machine, f"{session}, mic 0", "held-out clips, mics 1-7", n, 0, 0, [], [])
+    n_channels = cache.channels(multi[0])
+    for idx in _draws(len(multi), n, draws, rng):
+        enrolled = enroll_latents(model, [cache(multi[i]) for i in idx])
+        held = [c for i, c in enumerate(multi) if i not in idx]
+        s0 = np.array([enrolled.score(cache(c, 0)) for c in held])
+        sk = np.array([enrolled.score(cache(c, k)) for c in held for k in range(1, n_channels)])
+        for row, s in ((same, s0), (other, sk)):
+            row.draws += 1
+            row.n_clips = len(s)
+            row.far.append(float((s > enrolled.threshold).mean()))
+            row.far_old.append(float((s > enrolled.old_rule_threshold).mean()))
+    return [same, other]
+
+
+def _markdown(rows: list[StudyRow], drift: list[DriftRow], *, notes: list[str], command: str) -> str:
+    out = [
+        "# Enrollment study",
+        "",
+        f"Generated {dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()} by `{command}`.",
+        "",
+        "Enrollment keeps a shipped bundle's encoder, fits the LOF detector on a machine's own normal clips and "
+        "calibrates the threshold from those clips alone (`soundsentry enroll`; the study calls the same functions on "
+        "cached encoder outputs). Every machine below is one the bundle's encoder did **not** hear in training "
+        "(checked against the card's training and validation clip lists). Figures: median over random draws of the "
+        "enrolled clips, with the range (min-max) in brackets. `false alarms` is the share of held-out normal clips "
+        "flagged at the enrolled threshold; `(old rule)` is the same with the training pipeline's robust-normal "
+        "threshold rule applied to the same calibration scores. Counts are small: read every figure with its "
+        "number of clips.",
+        "",
+    ]
+    out += [f"- {n}" for n in notes]
+    out += [
+        "",
+        "## AUC against the number of enrolled normal clips",
+        "",
+        "Enrolled and tested within one recording session (the machine's largest); test = the session's normal clips "
+        "not enrolled + its abnormal clips.",
+        "",
+        "| bundle | machine (type heard by encoder?) | session | enrolled clips | draws | test normal / abnormal | AUC | pAUC (FPR≤0.1) | recall at threshold | false alarms | false alarms (old rule) |",
+        "|---|---|---|---:|---:|---|---|---|---|---|---|",
+    ]
+    def enrolled(r: StudyRow) -> str:
+        return "0 (shipped detector)" if r.n == 0 else str(r.n)
+
+    for r in (r for r in rows if r.n_abnormal):
+        out.append(
+            f"| {r.bundle} | {r.machine} ({'yes' if r.type_heard else 'no'}) | {r.session} | {enrolled(r)} | {r.draws} | "
+            f"{r.n_normal} / {r.n_abnormal} | {_summary(r.auc)} | {_summary(r.pauc)} | {_summary(r.recall)} | "
+            f"{_summary(r.far)} | {_summary(r.far_old)} |"
+        )
+    out += [
+        "",
+        "## False alarms on held-out normal clips of the enrolled session",
+        "",
+        "Machines whose session has normal clips only (no AUC possible): how often a held-out normal clip of the "
+        "same session is flagged.",
+        "",
+        "| bundle | machine | session | enrolled clips | draws | held-out normal clips | false alarms | false alarms (old rule) |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    for r in (r for r in rows if not r.n_abnormal):
+        out.append(
+            f"| {r.bundle} | {r.machine} | {r.session} | {r.n} | {r.draws} | {r.n_normal} | {_summary(r.far)} | "
+            f"{_summary(r.far_old)} |"
+        )
+    out += [
+        "",
+        "## Drift: the same healthy machine, recorded differently",
+        "",
+        "Models enrolled as above; the clips scored here are normal recordings of the same machine from another "
+        "session (another dataset release or SNR mix of the recording, another DCASE 2023 domain) or another "
+        "microphone of the MIMII array. Every flagged clip is a false alarm.",
+        "",
+        "| bundle | machine | enrolled on | scored | enrolled clips | draws | clips scored | false alarms | false alarms (old rule) |",
+        "|---|---|---|---|---:|---:|---:|---|---|",
+    ]
+    for d in drift:
+        out.append(
+            f"| {d.bundle} | {d.machine} | {d.enrolled} | {d.tested} | {d.n_enrolled} | {d.draws} | {d.n_clips} | "
+            f"{_summary(d.far)} | {_summary(d.far_old)} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def run_study(
+    data: str | Path,
+    *,
+    bundles: list[str] | None = None,
+    sizes=DEFAULT_SIZES,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    command: str = "python -m soundsentry.train.enrollment_study",
+) -> str:
+    """Run the study on ``data`` (a folder with ``clips.csv``) and return Markdown."""
+    data = Path(data)
+    clips = read_clips_csv(data / "clips.csv" if data.is_dir() else data)
+    rows: list[StudyRow] = []
+    drift: list[DriftRow] = []
+    notes = []
+    for name in bundles or list_shipped_models():
+        try:
+            model = load_model(name)
+        except Exception as exc:  # a bundle being rebuilt must not end the study
+            notes.append(f"bundle `{name}` skipped: {exc}")
+            continue
+        center = model.card["normalization"].get("center", "none")
+        notes.append(
+            f"bundle `{model.name}`: encoder heard {', '.join(sorted(heard_types(model.card))) or '?'}; "
+            f"window centring `{center}`; training split: {model.card.get('training', {}).get('split', '?')}"
+        )
+        r, d = study_bundle(model, clips, sizes=sizes, draws=draws, seed=seed)
+        rows += r
+        drift += d
+    return _markdown(rows, drift, notes=notes, command=command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m soundsentry.train.enrollment_study", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="shared/data/mimii", help="folder with clips.csv (default: shared/data/mimii)")
+    parser.add_argument("--bundle", action="append", help="shipped bundle(s) to study (default: all)")
+    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="enrolled clip counts, comma-separated")
+    parser.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help=f"random draws per size (default {DEFAULT_DRAWS})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="also write the Markdown here")
+    args = parser.parse_args(argv)
+    command = "python -m soundsentry.train.enrollment_study " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = run_study(
+        args.data,
+        bundles=args.bundle,
+        sizes=tuple(int(s) for s in args.sizes.split(",")),
+        draws=args.draws,
+        seed=args.seed,
+        command=command.strip(),
+    )
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
