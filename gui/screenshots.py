@@ -6,6 +6,7 @@ example clips with the shipped model, with settings in a throwaway folder, and s
 - ``gui-normal.png``: a normal example clip,
 - ``gui-abnormal.png``: an abnormal example clip,
 - ``gui-folder.png``: the examples folder as a table,
+- ``gui-threshold.png``: the same with the threshold moved by hand (``--hand-threshold``),
 - ``gui-recording.png``: a live recording, fed by replaying an example clip as the microphone.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NORMAL = "ronwise_id_00_normal_id_00_00000000.flac"
 ABNORMAL = "ronwise_id_00_anomaly_id_00_00000000.flac"
+MOVED = "mohxen_id_00_abnormal_00000000.flac"
 
 
 def wait_for(signal, *, timeout: float = 60.0):
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path, help="folder for the PNGs (e.g. docs/images)")
     p.add_argument("--examples", type=Path, default=EXAMPLES)
     p.add_argument("--model", default="fan")
+    p.add_argument("--hand-threshold", type=float, default=3.0, help="threshold for gui-threshold.png")
     args = p.parse_args(argv)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -104,6 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     settle()
     win.grab().save(str(args.out / "gui-folder.png"))
     print(f"{args.out / 'gui-folder.png'}: folder table")
+
+    # The threshold moved by hand (not the model's): verdicts change at once, nothing is rescored.
+    win.set_threshold(args.hand_threshold)
+    win.open_file(str(args.examples / MOVED))
+    wait_for(win.fileShown)
+    settle()
+    win.grab().save(str(args.out / "gui-threshold.png"))
+    flagged = sum(win.table_model.verdict(i) == "abnormal" for i in range(len(win.table_model.rows)))
+    print(f"{args.out / 'gui-threshold.png'}: threshold {args.hand_threshold} by hand, {flagged} files flagged")
+    win.reset_threshold()
 
     # A live recording: the normal clip replayed as the microphone, in real time, 6 s in.
     win.folder_panel.hide()

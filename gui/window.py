@@ -197,6 +197,7 @@ class MainWindow(QMainWindow):
         for w in (QLabel(" input "), self.device_combo, QLabel(" Hz "), self.rate_combo):
             atb.addWidget(w)
         atb.addActions([self.record_action, self.pause_action, self.stop_record_action])
+        atb.addWidget(QLabel(" level "))
         atb.addWidget(self.level_bar)
         atb.addAction(self.save_recording_action)
 
