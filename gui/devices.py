@@ -298,6 +298,9 @@ class ClipInputStream(_ClockedThread):
     fail_after : float, optional
         Seconds of audio after which the device "disappears" (the stream aborts and
         ``finished_callback`` runs, as PortAudio does when a USB microphone is unplugged).
+    hang_after : float, optional
+        Seconds of audio after which the device goes silent but the stream stays open
+        (what some drivers do when a device is pulled).
     """
 
     def __init__(
@@ -311,6 +314,7 @@ class ClipInputStream(_ClockedThread):
         speed: float = 1.0,
         loop: bool = False,
         fail_after: float | None = None,
+        hang_after: float | None = None,
     ) -> None:
         super().__init__(samplerate=samplerate, blocksize=blocksize, speed=speed, finished_callback=finished_callback)
         samples = np.asarray(samples, dtype=np.float32)
@@ -319,11 +323,14 @@ class ClipInputStream(_ClockedThread):
         self._pos = 0
         self._loop = loop
         self._fail_at = None if fail_after is None else int(fail_after * samplerate)
+        self._hang_at = None if hang_after is None else int(hang_after * samplerate)
 
     def _step(self, frames: int) -> bool:
         if self._fail_at is not None and self._pos >= self._fail_at:
             log.warning("simulated input device disappeared after %d samples", self._pos)
             return False
+        if self._hang_at is not None and self._pos >= self._hang_at:
+            return True  # still "running", nothing delivered
         if self._pos >= self._samples.shape[0]:
             if not self._loop:
                 return False
@@ -377,7 +384,13 @@ class ClipBackend:
     callback_stop = CallbackStop
 
     def __init__(
-        self, path: str | Path, *, speed: float = 1.0, loop: bool = False, fail_after: float | None = None
+        self,
+        path: str | Path,
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        fail_after: float | None = None,
+        hang_after: float | None = None,
     ) -> None:
         import soundfile as sf
 
@@ -386,6 +399,7 @@ class ClipBackend:
         self.speed = speed
         self.loop = loop
         self.fail_after = fail_after
+        self.hang_after = hang_after
         self.streams: list[_ClockedThread] = []
 
     def input_devices(self) -> list[DeviceInfo]:
@@ -406,6 +420,7 @@ class ClipBackend:
             speed=self.speed,
             loop=self.loop,
             fail_after=self.fail_after,
+            hang_after=self.hang_after,
         )
         self.streams.append(stream)
         return stream

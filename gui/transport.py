@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -24,6 +25,8 @@ BLOCKSIZE = 1024  # playback: samples per callback, 64 ms at 16 kHz
 #: reaches the screen within about one block and one drain tick, and the live view can move at
 #: the column rate (31 per second) instead of the 16 per second that 64 ms blocks would allow.
 RECORD_BLOCK_SECONDS = 0.01
+#: A stream that delivers nothing for this long while recording is treated as a lost device.
+SILENT_DEVICE_SECONDS = 2.0
 
 
 class Player(QObject):
@@ -140,6 +143,7 @@ class Recorder(QObject):
         self.paused = False
         self._device_gone = threading.Event()
         self._user_stop = False
+        self._last_data = 0.0
         self._timer = QTimer(self)
         self._timer.setInterval(drain_ms)
         self._timer.timeout.connect(self.drain)
@@ -174,6 +178,7 @@ class Recorder(QObject):
             finished_callback=self._finished,
         )
         self._stream.start()
+        self._last_data = time.monotonic()
         self._timer.start()
 
     def _callback(self, indata, frames, time_info, status) -> None:
@@ -193,6 +198,7 @@ class Recorder(QObject):
             self._stream.stop()
             self.drain()
         else:
+            self._last_data = time.monotonic()
             self._stream.start()
 
     def drain(self) -> None:
@@ -200,13 +206,20 @@ class Recorder(QObject):
         if self._ring is None:
             return
         data = self._ring.read_all()
+        now = time.monotonic()
         if data.shape[0]:
+            self._last_data = now
             mono = data[:, 0].copy()
             self._chunks.append(mono)
             self.chunk.emit(mono)
             self.level.emit(float(np.max(np.abs(mono))))
-        if self._device_gone.is_set() and self._stream is not None:
+        if self._stream is None:
+            return
+        if self._device_gone.is_set():
             self._close("the input device stopped delivering audio (unplugged or taken by another program)")
+        elif not self.paused and now - self._last_data > SILENT_DEVICE_SECONDS:
+            # Some drivers keep a stream open after the device is pulled, and just stop calling back.
+            self._close(f"no audio from the input device for {SILENT_DEVICE_SECONDS:g} s (unplugged?)")
 
     def stop(self) -> None:
         if self._stream is None:

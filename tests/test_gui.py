@@ -350,6 +350,16 @@ def test_device_lost_mid_recording_keeps_the_audio_and_saves_it(qtbot, settings,
         np.testing.assert_allclose(back, win.recorded, atol=2**-23)
 
 
+def test_device_that_goes_silent_is_treated_as_lost(qtbot, settings):
+    backend = ClipBackend(NORMAL, speed=4.0, hang_after=3.0)
+    win = make_window(qtbot, settings, backend)
+    record_until_done(qtbot, win)
+    assert "no audio from the input device" in win.banner.text()
+    assert win.recorded.shape[0] == pytest.approx(3 * 16000, abs=160)
+    assert win.live_result is not None  # 3 s is enough for a score; it is shown
+    qtbot.waitUntil(lambda: win.analysis is not None, timeout=WAIT)
+
+
 def test_pause_and_stop(qtbot, settings):
     backend = ClipBackend(NORMAL, speed=4.0, loop=True)
     win = make_window(qtbot, settings, backend)
@@ -525,3 +535,54 @@ def test_gui_help_needs_no_qt(tmp_path):
     code = "import sys; from soundsentry.gui.app import main; main(['--help'])"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
     assert proc.returncode == 0 and "FILE_OR_FOLDER" in proc.stdout
+
+
+def test_drop_files_opens_them(qtbot, settings):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    win = make_window(qtbot, settings)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(NORMAL))])
+    event = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
+    with qtbot.waitSignal(win.fileShown, timeout=WAIT) as blocker:
+        win.dropEvent(event)
+    assert blocker.args == [str(NORMAL)]
+    # Several dropped files open as a table.
+    mime.setUrls([QUrl.fromLocalFile(str(NORMAL)), QUrl.fromLocalFile(str(ABNORMAL))])
+    event = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
+    with qtbot.waitSignal(win.folderDone, timeout=WAIT):
+        win.dropEvent(event)
+    assert win.table_model.paths == [str(NORMAL), str(ABNORMAL)]
+
+
+def test_unhandled_errors_are_logged_and_shown_once(qtbot, settings, tmp_path):
+    import logging
+
+    from PySide6.QtWidgets import QMessageBox
+    from soundsentry.gui.app import ErrorReporter
+
+    win = make_window(qtbot, settings)
+    log_file = tmp_path / "gui.log"
+    handler = logging.FileHandler(log_file)
+    logging.getLogger().addHandler(handler)
+    try:
+        reporter = ErrorReporter(log_file)
+        reporter.window = win
+        for i in range(3):
+            try:
+                raise RuntimeError(f"boom {i}")
+            except RuntimeError as exc:
+                reporter.hook(type(exc), exc, exc.__traceback__)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    boxes = [w for w in win.findChildren(QMessageBox) if w.isVisible()]
+    assert len(boxes) == 1 and "boom 0" in boxes[0].text() and str(log_file) in boxes[0].text()
+    assert "boom 2" in win.statusBar().currentMessage()
+    text = log_file.read_text()
+    assert text.count("Traceback") == 3 and "boom 1" in text
