@@ -232,3 +232,26 @@ def test_lof_enrollment_needs_no_scikit_learn(tmp_path):
     assert np.isfinite(report["threshold"]) and np.isfinite(report["score"])
     assert "[train]" in report["svm_error"] and "sklearn" in report["svm_error"]
     assert not (tmp_path / "light-svm").exists()
+
+
+def test_study_keeps_only_machines_the_bundle_did_not_hear(fan_model):
+    """The enrollment study's held-out machines come from the card's training and validation clip lists."""
+    from soundsentry.train.data import Clip
+    from soundsentry.train.enrollment_study import held_out_machines, machine_key
+
+    def clip(mtype, mid, dataset):
+        return Clip(path=DATA_DIR / "x.flac", machine_type=mtype, machine_id=mid, dataset=dataset)
+
+    clips = [
+        clip("fan", "id_00", "MIMII"),
+        clip("fan", "id_00", "DCASE2020 T2 dev (MIMII)"),  # same machine as MIMII id_00
+        clip("fan", "id_06", "MIMII"),  # in the fan bundle's training clips
+        clip("fan", "section_00", "DCASE2023+/MIMII-DG"),  # idem
+        clip("fan", "section_00", "MIMII DUE (DCASE2021 T2 dev)"),  # another machine with the same section name
+        clip("fan", "", "MIMII"),  # unknown machine: never studied
+    ]
+    heard_ids = {e["machine_id"] for e in fan_model.card["training"]["train_clips"]}
+    assert {"id_06", "section_00"} <= heard_ids
+    keys = [m.key for m in held_out_machines(clips, fan_model.card)]
+    assert keys == [("fan", "id_00"), ("fan", "section_00", "MIMII DUE (DCASE2021 T2 dev)")]
+    assert machine_key(clips[0]) == machine_key(clips[1])

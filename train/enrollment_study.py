@@ -409,9 +409,18 @@ def run_study(
             notes.append(f"bundle `{name}` skipped: {exc}")
             continue
         center = model.card["normalization"].get("center", "none")
+        training = model.card.get("training", {}) or {}
+        entries = list(training.get("train_clips", []) or []) + list(training.get("validation_clips", []) or [])
+        unknown = sum(1 for e in entries if not e.get("machine_id"))
         notes.append(
             f"bundle `{model.name}`: encoder heard {', '.join(sorted(heard_types(model.card))) or '?'}; "
-            f"window centring `{center}`; training split: {model.card.get('training', {}).get('split', '?')}"
+            f"window centring `{center}`; training split: {training.get('split', '?')}"
+            + (
+                f"; {unknown} of its training/validation clips have no machine id (if one is from a machine "
+                "studied here, that machine is not strictly unheard)"
+                if unknown
+                else ""
+            )
         )
         r, d = study_bundle(model, clips, sizes=sizes, draws=draws, seed=seed)
         rows += r
