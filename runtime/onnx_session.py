@@ -28,6 +28,10 @@ def default_session_options(*, threads: int | None = None) -> ort.SessionOptions
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # Idle pool threads would otherwise spin waiting for work: on a busy or shared CPU that burns
+    # the cores decoding needs, and the encoder ran up to 2x slower (docs/performance.md, levers).
+    # Scheduling only: the latents are bit-for-bit the same.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

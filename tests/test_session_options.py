@@ -1,0 +1,23 @@
+"""ONNX Runtime settings chosen for speed leave the encoder's output bit-for-bit unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+from soundsentry.onnx_session import default_session_options
+
+from .conftest import DATA_CLIPS
+
+
+def test_spinning_is_off_and_latents_are_unchanged(fan_model):
+    options = default_session_options(threads=2)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    windows = np.concatenate([fan_model.windows(fan_model.features(fan_model.load(p))) for p in DATA_CLIPS])
+    # ONNX Runtime's own defaults (spinning threads) as the reference.
+    plain = ort.SessionOptions()
+    plain.intra_op_num_threads = 2
+    reference = ort.InferenceSession(
+        str(fan_model.bundle.path(fan_model.card["encoder"]["file"])), sess_options=plain,
+        providers=["CPUExecutionProvider"],
+    ).run(None, {"logmel": windows})[0]
+    np.testing.assert_array_equal(fan_model.embed(windows), reference)
