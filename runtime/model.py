@@ -198,6 +198,10 @@ class Model:
     ) -> ScoreResult:
         """Score a file path or an array of samples.
 
+        A file longer than :data:`~soundsentry.streaming.STREAM_ABOVE_SECONDS` is decoded and
+        scored block by block (:func:`~soundsentry.streaming.score_file_streamed`), so memory does
+        not grow with its length; the scores equal whole-file scoring within float rounding.
+
         Parameters
         ----------
         audio : path or np.ndarray of shape (n_samples,) or (n_samples, n_channels)
@@ -215,6 +219,12 @@ class Model:
         path = None
         if isinstance(audio, (str, os.PathLike)):
             path = os.fspath(audio)
+            from .streaming import STREAM_ABOVE_SECONDS, file_seconds, score_file_streamed
+
+            seconds = file_seconds(path)
+            if seconds is not None and seconds > STREAM_ABOVE_SECONDS:
+                # Decoded block by block: memory does not grow with the recording's length.
+                return score_file_streamed(self, path, detector=detector, threshold=threshold)
             y = self.load(path)
         else:
             y = self.prepare(audio, sample_rate=sample_rate)

@@ -132,3 +132,17 @@ def test_block_statistics_give_the_whole_recordings_flags(make):
     for start in range(0, y.size, 4096):
         stats.update(y[start : start + 4096])
     assert stats.flags() == signal_flags(y)
+
+
+def test_model_score_streams_long_files(fan_model, long_recording, monkeypatch):
+    samples, _ = decode_file(fan_model, str(long_recording))
+    whole = fan_model.score_samples(samples, path=str(long_recording))
+    del samples
+
+    def no_whole_file_decoding(*args, **kwargs):
+        raise AssertionError("a long recording was decoded whole")
+
+    monkeypatch.setattr(fan_model, "load", no_whole_file_decoding)
+    result = fan_model.score(long_recording)
+    np.testing.assert_allclose(result.window_scores, whole.window_scores, rtol=1e-6, atol=1e-9)
+    assert (result.verdict, result.path) == (whole.verdict, str(long_recording))
