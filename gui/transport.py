@@ -84,7 +84,7 @@ class Player(QObject):
         except Exception as exc:
             log.warning("playback failed: %s", exc)
             self._stream = None
-            self.failed.emit(f"cannot play: {exc}")
+            self.failed.emit(f"Cannot play: no usable audio output ({exc})")
             return False
         self._timer.start()
         return True
