@@ -444,7 +444,7 @@ class MainWindow(QMainWindow):
     def _rescore_current(self) -> None:
         if self.analysis is not None and self.current_label and os.path.isfile(self.current_label):
             self.open_file(self.current_label)
-        elif self.analysis is not None and self.recorded is not None:
+        elif self.current_label == "recording" and self.recorded is not None:
             self._analyse_recording()
         if self.table_model.paths:
             self.open_folder(self.table_model.paths, root=self.table_model.root)
@@ -586,7 +586,7 @@ class MainWindow(QMainWindow):
 
     def _on_file_scored(self, a: FileAnalysis) -> None:
         self.clear_error()
-        self.recorded = None if a.path != "recording" else self.recorded
+        # The last recording stays in memory (Save recording, enrollment) until the next one starts.
         self._show_analysis(a, label=a.path)
         if a.path != "recording":
             self._add_recent(a.path)

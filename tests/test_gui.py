@@ -341,6 +341,8 @@ def test_device_lost_mid_recording_keeps_the_audio_and_saves_it(qtbot, settings,
     n = win.recorded.shape[0]
     assert 4 * sr <= n < 4 * sr + 2048  # up to the block the device died in
     np.testing.assert_array_equal(win.recorded, delivered[:n])
+    open_file(qtbot, win, ABNORMAL)  # opening a file does not throw the unsaved recording away
+    assert win.save_recording_action.isEnabled() and win.recorded.shape[0] == n
     for suffix, subtype in ((".flac", "PCM_24"), (".wav", "PCM_24")):
         out = tmp_path / f"saved{suffix}"
         assert win.save_recording(str(out))
