@@ -145,7 +145,7 @@ def _score(args: argparse.Namespace) -> int:
     counts = Counter(row.verdict for row in kept)
     writer = make_writer(args.fmt, stream, append=append)
     rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
-    interrupted = False
+    interrupted, write_error = False, None
     previous_sigterm = _sigterm_as_interrupt()
     try:
         writer.begin()
@@ -158,12 +158,30 @@ def _score(args: argparse.Namespace) -> int:
                 log.warning("%s: scored, but the recording is %s", row.path, " and ".join(row.flags))
     except KeyboardInterrupt:
         interrupted = True
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other command-line tools do.
+        write_error = None
+        _discard_stdout()
+        return 141
+    except OSError as exc:  # a full disk, a removed drive: the rows written so far stay whole
+        write_error = exc
     finally:
         rows.close()  # stops the worker processes
-        writer.end()
-        if args.output:
-            stream.close()
+        try:
+            writer.end()
+            if args.output:
+                stream.close()
+        except OSError:
+            _discard_stdout()
         _restore_sigterm(previous_sigterm)
+    if write_error is not None:
+        where = args.output or "stdout"
+        print(
+            f"soundsentry score: cannot write {where}: {write_error.strerror or write_error}; "
+            "the rows before it are kept, finish with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     total = sum(counts.values())
     resumed = f", {len(kept)} kept from {args.output}" if kept else ""
     print(
@@ -190,6 +208,17 @@ def _sigterm_as_interrupt():
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (an embedding application): leave signals alone
         return None
+
+
+def _discard_stdout() -> None:
+    # Further writes (and the interpreter's final flush) to a closed pipe would raise again.
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (an embedding application)
+        pass
 
 
 def _restore_sigterm(previous) -> None:

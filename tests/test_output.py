@@ -6,13 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from soundsentry.cli import main
 from soundsentry.report import FIELDS, Row, make_writer, read_rows
 
-from .conftest import MONO_CLIP
+from .conftest import MONO_CLIP, REPO_ROOT
 
 # File names that would break a naive CSV writer or run as spreadsheet formulas.
 ODD_NAMES = [
@@ -108,3 +111,33 @@ def test_table_shows_flags(tmp_path, capsys, caplog):
     assert line.split()[3] == "silent" and line.endswith(str(path))
     assert f"{path}: scored, but the recording is silent" in caplog.text  # and a warning says so
     assert code in (0, 1)
+
+
+def test_full_disk_is_a_clear_error_not_a_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "soundsentry", "score", str(MONO_CLIP), "--format", "csv", "-o", "/dev/full"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 2
+    assert "cannot write /dev/full: No space left on device" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_reader_closing_the_pipe_stops_quietly(tmp_path):
+    shutil.copy(MONO_CLIP, tmp_path / "0.flac")
+    for i in range(1, 100):  # enough work that the batch is still running when the reader leaves
+        os.link(tmp_path / "0.flac", tmp_path / f"{i}.flac")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soundsentry", "score", str(tmp_path), "--format", "csv"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
+    assert proc.stdout.readline().startswith(b"path,")  # like `| head -1`
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "Broken pipe" not in stderr
