@@ -63,7 +63,9 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     p = os.fspath(path)
     _check_openable(p)
     try:
-        with sf.SoundFile(p) as fh:
+        # Bytes, not str: soundfile encodes a str strictly, so a name that is not valid UTF-8
+        # (a surrogate-escaped str here) would fail as "cannot decode".
+        with sf.SoundFile(os.fsencode(p)) as fh:
             rate, channels = int(fh.samplerate), int(fh.channels)
             if rate <= 0 or channels <= 0:
                 raise AudioDecodeError(p, f"cannot decode audio (header says {rate} Hz, {channels} channels)")
@@ -216,7 +218,7 @@ class AudioBlocks:
         self.channel: ChannelPolicy = channel
         _check_openable(self.path)
         try:
-            self._file = sf.SoundFile(self.path)
+            self._file = sf.SoundFile(os.fsencode(self.path))  # bytes: see read_audio
         except PermissionError as exc:
             raise AudioDecodeError(self.path, "permission denied") from exc
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError, EOFError) as exc:

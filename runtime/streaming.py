@@ -170,7 +170,7 @@ def file_seconds(path: str | os.PathLike[str]) -> float | None:
         # Never open a FIFO or device just to peek (it could block); the decoder reports those.
         if not stat.S_ISREG(os.stat(p).st_mode):
             return None
-        info = sf.info(p)
+        info = sf.info(os.fsencode(p))  # bytes: a name that is not UTF-8 must work too
     except Exception:  # whatever is wrong is reported by the decoder that runs next
         return None
     if info.samplerate <= 0 or info.frames <= 0:
