@@ -315,6 +315,11 @@ def _add_evaluate_enroll(sub) -> None:
     )
     enroll.add_argument("--name", help="model name in the card (default: the folder's name)")
     enroll.add_argument("--quantile", type=float, default=0.99, help="threshold quantile of the normal fit (default 0.99)")
+    enroll.add_argument(
+        "--no-level",
+        action="store_true",
+        help="keep each window's level (default: level it, so a gain or distance change is not flagged)",
+    )
     enroll.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     enroll.add_argument("--strict", action="store_true", help="stop at the first unusable recording instead of skipping it")
 

@@ -3,7 +3,9 @@
 The shipped encoder is kept as it is; only the detector is fitted again, on the latents of
 the user's normal recordings, and the threshold is calibrated from those recordings alone:
 
-1. every recording -> the model's channel policy, features, windows -> encoder latents;
+1. every recording -> the model's channel policy, features, windows -> encoder latents; unless
+   the parent already does, each window's level (mean dB) is moved to the enrolled recordings'
+   median level first, so another gain, distance or room loudness is not flagged;
 2. LOF (NumPy, always) and optionally a One-Class SVM (scikit-learn + skl2onnx, the
    ``[train]`` extra) are fitted on all windows;
 3. calibration scores: each recording is scored by a detector refitted without it
@@ -55,6 +57,8 @@ __all__ = [
     "enroll",
     "enrollment_threshold",
     "fit_detector",
+    "level_reference",
+    "load_recordings",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,17 +82,20 @@ class EnrolledRecording:
         sha256 of the file's bytes (of the float32 samples for arrays).
     seconds : float
         Duration at the model's rate.
+    logmel : np.ndarray, shape (n_mels, n_frames)
     latents : np.ndarray, shape (n_windows, latent_dim)
+        Set by :func:`embed_recordings`.
     """
 
     name: str
     sha256: str
     seconds: float
-    latents: np.ndarray
+    logmel: np.ndarray
+    latents: np.ndarray | None = None
 
     @property
     def n_windows(self) -> int:
-        return int(self.latents.shape[0])
+        return 0 if self.latents is None else int(self.latents.shape[0])
 
 
 @dataclass
@@ -129,14 +136,27 @@ def _expand(normal: Sequence[NormalInput]) -> list[NormalInput]:
     return out
 
 
+def level_reference(model: Model, logmels: Sequence[np.ndarray]) -> float:
+    """The enrolled recordings' typical window level in dB (median over all their windows)."""
+    return float(np.median(np.concatenate([model.window_levels(lm) for lm in logmels])))
+
+
 def embed_recordings(
+    model: Model, recordings: Sequence[EnrolledRecording], *, level_reference_db: float | None = None
+) -> None:
+    """Set each recording's encoder latents, with windows levelled to ``level_reference_db`` if given."""
+    for r in recordings:
+        r.latents = model.embed(model.windows(r.logmel, level_reference_db=level_reference_db))
+
+
+def load_recordings(
     model: Model,
     normal: Sequence[NormalInput],
     *,
     strict: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[list[EnrolledRecording], list[dict[str, str]]]:
-    """Encoder latents of every normal recording; folders are searched for audio files.
+    """Log-mel spectrograms of every normal recording; folders are searched for audio files.
 
     A recording that cannot be used (undecodable, too short, NaN...) is skipped with its
     reason unless ``strict``, so one bad file does not lose the others' work.
@@ -168,7 +188,7 @@ def embed_recordings(
             need = model.window.min_samples(model.feature_params)
             if y.shape[0] < need:
                 raise AudioTooShortError(name, f"too short: {y.shape[0] / rate:.2f} s, one window needs {need / rate:.2f} s")
-            latents = model.embed(model.windows(model.features(y)))
+            logmel = model.features(y)
         except SoundSentryError as exc:
             if strict:
                 raise
@@ -176,7 +196,7 @@ def embed_recordings(
             log.warning("%s: skipped (%s)", name, problem)
             skipped.append({"name": name, "problem": problem})
             continue
-        recordings.append(EnrolledRecording(name=name, sha256=digest, seconds=len(y) / rate, latents=latents))
+        recordings.append(EnrolledRecording(name=name, sha256=digest, seconds=len(y) / rate, logmel=logmel))
     if progress is not None:
         progress(len(items), len(items), "")
     return recordings, skipped
@@ -368,6 +388,7 @@ def enroll(
     quantile: float = 0.99,
     min_loo_recordings: int = 2,
     block_windows: int = 4,
+    level_normalization: bool = True,
     overwrite: bool = False,
     strict: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
@@ -395,6 +416,10 @@ def enroll(
     min_loo_recordings, block_windows : int
         Calibration by leave-one-recording-out from ``min_loo_recordings`` recordings on,
         else leave-one-block-out with blocks of ``block_windows`` windows (see :func:`calibration_plan`).
+    level_normalization : bool
+        Move every window's level (mean dB) to the enrolled recordings' typical level before the
+        encoder, so a change of gain, distance or room loudness is not flagged (a machine that
+        only gets louder is then not flagged either). Ignored when the parent already levels.
     overwrite : bool
         Replace an existing bundle at ``out``.
     strict : bool
@@ -427,10 +452,15 @@ def enroll(
     out = Path(out)
     _prepare_out(out, model, overwrite)
 
-    recordings, skipped = embed_recordings(model, normal, strict=strict, progress=progress)
+    recordings, skipped = load_recordings(model, normal, strict=strict, progress=progress)
     if not recordings:
         reasons = "; ".join(f"{s['name']}: {s['problem']}" for s in skipped[:5])
         raise EnrollmentError("no usable normal recordings" + (f" ({reasons})" if reasons else ""))
+    level = None
+    if level_normalization and model.level_reference_db is None:
+        # Rounded as the card stores it, so scoring later uses exactly the level the detector was fitted with.
+        level = round(level_reference(model, [r.logmel for r in recordings]), 4)
+    embed_recordings(model, recordings, level_reference_db=level)
     latents = np.concatenate([r.latents for r in recordings]).astype(np.float32).astype(np.float64)
     plan = calibration_plan(
         [r.n_windows for r in recordings], min_loo_recordings=min_loo_recordings, block_windows=block_windows
@@ -466,6 +496,12 @@ def enroll(
             log.info("%s: threshold %.4g from %d calibration scores", det, threshold, len(scores))
 
         card = _card(model, out, tmp, recordings, skipped, plan, card_detectors, detectors, name, machine_type, quantile)
+        if level is not None:
+            card["normalization"] = dict(card["normalization"]) | {
+                "level_reference_db": level,
+                "level": "each window's mean log-mel dB moved to level_reference_db (the enrolled recordings' median "
+                "window level) before standardisation: a gain, distance or room-loudness change is not flagged",
+            }
         _write_card(tmp, card, files=["encoder.onnx", *(DETECTOR_FILES[d] for d in detectors)])
         if out.exists():
             shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
@@ -564,6 +600,7 @@ def run_cli(args) -> int:
             detectors=args.detector or ("lof",),
             name=args.name,
             quantile=args.quantile,
+            level_normalization=not args.no_level,
             overwrite=args.force,
             strict=args.strict,
             progress=progress,

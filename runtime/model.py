@@ -99,6 +99,9 @@ class Model:
             self.norm_std = np.asarray(norm["std"], dtype=np.float32)[:, None]
             # Cards written before window centring existed have no "center": they were trained without it.
             self.norm_center: str = norm.get("center", "none")
+            # Enrolled bundles move each window's level (mean dB) to this reference; absent = no level step.
+            level = norm.get("level_reference_db")
+            self.level_reference_db: float | None = None if level is None else float(level)
             self.aggregate: str = card.get("aggregate", "mean")
             self.default_detector: str = card.get("default_detector", "lof")
             self.thresholds: dict[str, float] = {k: float(v["threshold"]) for k, v in card["detectors"].items()}
@@ -106,6 +109,8 @@ class Model:
             raise ModelIntegrityError(f"{bundle.root}: malformed card ({exc!r})") from exc
         if self.norm_mean.shape != (self.feature_params.n_mels, 1) or self.norm_std.shape != self.norm_mean.shape:
             raise ModelIntegrityError(f"{bundle.root}: normalisation does not match {self.feature_params.n_mels} mels")
+        if self.level_reference_db is not None and not np.isfinite(self.level_reference_db):
+            raise ModelIntegrityError(f"{bundle.root}: level_reference_db must be a finite number")
         if self.norm_center not in CENTER_MODES:
             raise ModelIntegrityError(f"{bundle.root}: unknown normalisation centring {self.norm_center!r}")
         if self.channel not in ("first", "mean"):
@@ -162,11 +167,32 @@ class Model:
         """Log-mel spectrogram (n_mels, n_frames) of mono samples at the model's rate."""
         return log_mel_spectrogram(y, params=self.feature_params)
 
-    def windows(self, logmel: np.ndarray) -> np.ndarray:
-        """Normalised analysis windows, shape (n_windows, n_mels, frames), float32."""
+    def windows(self, logmel: np.ndarray, *, level_reference_db: float | None = None) -> np.ndarray:
+        """Normalised analysis windows, shape (n_windows, n_mels, frames), float32.
+
+        With a level reference (the card's ``normalization.level_reference_db``, or the argument,
+        which enrollment uses before the card exists) each window's level, its mean in dB over
+        bands and frames, is moved to the reference before standardisation.
+        """
         normalised = (logmel - self.norm_mean) / self.norm_std
         windows = sliding_windows(normalised, length=self.window.frames, hop=self.window.hop_frames)
+        reference = self.level_reference_db if level_reference_db is None else level_reference_db
+        if reference is not None:
+            windows = windows - self._level_offsets(logmel, reference)
         return np.ascontiguousarray(center_windows(windows, mode=self.norm_center))
+
+    def window_levels(self, logmel: np.ndarray) -> np.ndarray:
+        """Level of each analysis window: mean of the log-mel dB over its bands and frames, shape (n_windows,)."""
+        raw = sliding_windows(logmel, length=self.window.frames, hop=self.window.hop_frames)
+        return raw.mean(axis=(1, 2), dtype=np.float64)
+
+    def _level_offsets(self, logmel: np.ndarray, reference: float) -> np.ndarray:
+        # A gain, distance or room change adds the same dB to every band: removing each window's
+        # own level cancels it (the same healthy machine recorded on another day must not be
+        # flagged), window by window, so streaming and whole-file scoring still agree. The cost:
+        # a machine that only gets louder is not seen as different.
+        shift = self.window_levels(logmel) - reference
+        return (shift[:, None, None] / self.norm_std[None]).astype(np.float32)
 
     def embed(self, windows: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """Encoder latents of windows, shape (n_windows, latent_dim)."""

@@ -76,20 +76,44 @@ def test_bundle_card_describes_the_enrollment(fan_model, tmp_path):
     # The threshold lies above every calibration score: none of the enrolled recordings is flagged.
     assert lof["threshold"] > max(lof["calibration_scores"])
     # Feature settings are the parent's, so the encoder sees what it was trained on.
-    for key in ("features", "window", "channel", "normalization"):
+    for key in ("features", "window", "channel"):
         assert card[key] == fan_model.card[key]
+    norm = dict(card["normalization"])
+    level = norm.pop("level_reference_db")
+    norm.pop("level")
+    assert norm == fan_model.card["normalization"]
+    # The level reference is the enrolled recordings' median window level.
+    levels = np.concatenate([fan_model.window_levels(fan_model.features(fan_model.load(p))) for p in SLIDER_NORMAL])
+    assert level == pytest.approx(np.median(levels), abs=1e-4)
     assert "evaluation" not in card and "training" not in card
 
 
 def test_enrolled_model_scores_like_its_parent_pipeline(fan_model, tmp_path):
-    """Same encoder, same features: the new bundle's latents are the parent's."""
-    model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "m")
+    """Same encoder, same features: without levelling the new bundle's latents are the parent's."""
+    model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "m", level_normalization=False)
+    assert "level_reference_db" not in model.card["normalization"] and model.level_reference_db is None
     y = fan_model.load(SLIDER_ABNORMAL[0])
     parent_latents = fan_model.embed(fan_model.windows(fan_model.features(y)))
     child_latents = model.embed(model.windows(model.features(y)))
     np.testing.assert_array_equal(parent_latents, child_latents)
     result = model.score(SLIDER_ABNORMAL[0])
     np.testing.assert_allclose(result.window_scores, model.detector("lof").anomaly_score(child_latents))
+
+
+def test_levelled_model_ignores_a_gain_change_the_parent_does_not(fan_model, tmp_path):
+    """Drift: the same recording 6 dB louder (another gain or microphone distance) keeps its score."""
+    model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "m")
+    assert model.level_reference_db is not None
+    y = fan_model.load(SLIDER_NORMAL[0])
+    quiet, loud = model.score(0.25 * y), model.score(0.5 * y)
+    np.testing.assert_allclose(loud.window_scores, quiet.window_scores, rtol=1e-4)
+    parent_quiet, parent_loud = fan_model.score(0.25 * y), fan_model.score(0.5 * y)
+    assert abs(parent_loud.score - parent_quiet.score) > 100 * abs(loud.score - quiet.score)
+    # Levelling works window by window, so streaming agrees with whole-file scoring.
+    stream = model.stream()
+    for start in range(0, len(y), 4000):
+        stream.push(y[start : start + 4000])
+    np.testing.assert_allclose(stream.finish().window_scores, model.score(y).window_scores, rtol=1e-5)
 
 
 def test_arrays_with_rates_enroll_like_files(fan_model, tmp_path):
@@ -167,10 +191,9 @@ def test_ocsvm_enrollment_with_train_extra(fan_model, tmp_path):
     model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "svm", detectors=("ocsvm", "lof"))
     assert model.default_detector == "ocsvm" and set(model.detectors) == {"ocsvm", "lof"}
     # The exported graph scores like scikit-learn fitted on the same enrolled windows.
-    latents = np.concatenate([fan_model.embed(fan_model.windows(fan_model.features(fan_model.load(p)))) for p in SLIDER_NORMAL])
+    latents = np.concatenate([model.embed(model.windows(model.features(model.load(p)))) for p in SLIDER_NORMAL])
     svm = OneClassSVM(nu=fan_model.card["detectors"]["ocsvm"]["nu"], gamma="scale").fit(latents.astype(np.float64))
-    y = fan_model.load(SLIDER_ABNORMAL[0])
-    query = fan_model.embed(fan_model.windows(fan_model.features(y)))
+    query = model.embed(model.windows(model.features(model.load(SLIDER_ABNORMAL[0]))))
     np.testing.assert_allclose(
         model.detector("ocsvm").anomaly_score(query), -svm.decision_function(query), rtol=1e-4, atol=1e-5
     )
