@@ -419,6 +419,21 @@ def test_live_spectrogram_scrolls_a_preallocated_image(qapp, fan_model):
     np.testing.assert_allclose(x, np.array([1.0, 1.5]) - view.live_now)
 
 
+def test_default_backend_is_sounddevice_or_says_why_not():
+    from soundsentry.gui.devices import SoundDeviceBackend, default_backend
+
+    backend = default_backend()
+    try:
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError) as exc:  # no PortAudio here: file-only mode, with the reason
+        assert isinstance(backend, NoAudioBackend) and not backend.available
+        assert str(exc).split(" (")[0][:20] in backend.reason or "sounddevice" in backend.reason
+        return
+    assert isinstance(backend, SoundDeviceBackend)
+    for dev in backend.input_devices():  # whatever this machine has, listing must work
+        assert dev.max_input_channels > 0 and dev.default_samplerate > 0
+
+
 def test_ring_buffer_keeps_order_and_counts_overflow():
     ring = RingBuffer(capacity=10)
     ring.write(np.arange(6, dtype=np.float32)[:, None])
