@@ -41,7 +41,13 @@ import numpy as np
 from soundsentry.audio import read_audio, resample
 from soundsentry.bundle import list_shipped_models
 from soundsentry.calibration import robust_threshold
-from soundsentry.enroll import calibration_plan, calibration_scores, enrollment_threshold, fit_detector
+from soundsentry.enroll import (
+    calibration_plan,
+    calibration_scores,
+    enrollment_threshold,
+    fit_detector,
+    level_reference,
+)
 from soundsentry.metrics import partial_roc_auc, roc_auc
 from soundsentry.model import Model, aggregate_scores, load_model
 
@@ -127,25 +133,34 @@ def held_out_machines(clips: list[Clip], card: dict) -> list[Machine]:
 
 
 class LatentCache:
-    """Encoder latents of (clip, channel), computed once per bundle."""
+    """Log-mel spectrograms of (clip, channel) and encoder latents of (clip, channel, level reference), computed once."""
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self._cache: dict[tuple[str, int], np.ndarray] = {}
+        self._logmel: dict[tuple[str, int], np.ndarray] = {}
+        self._latents: dict[tuple[str, int, float | None], np.ndarray] = {}
 
     def channels(self, clip: Clip) -> int:
         import soundfile
 
         return int(soundfile.info(str(clip.path)).channels)
 
-    def __call__(self, clip: Clip, channel: int = 0) -> np.ndarray:
+    def logmel(self, clip: Clip, channel: int = 0) -> np.ndarray:
         key = (str(clip.path), channel)
-        if key not in self._cache:
+        if key not in self._logmel:
             m = self.model
             samples, rate = read_audio(clip.path)
             y = resample(samples[:, channel], orig_sr=rate, target_sr=m.feature_params.sample_rate)
-            self._cache[key] = m.embed(m.windows(m.features(y))).astype(np.float32).astype(np.float64)
-        return self._cache[key]
+            self._logmel[key] = m.features(y)
+        return self._logmel[key]
+
+    def latents(self, clip: Clip, channel: int = 0, level: float | None = None) -> np.ndarray:
+        key = (str(clip.path), channel, level)
+        if key not in self._latents:
+            m = self.model
+            windows = m.windows(self.logmel(clip, channel), level_reference_db=level)
+            self._latents[key] = m.embed(windows).astype(np.float32).astype(np.float64)
+        return self._latents[key]
 
 
 @dataclass
@@ -175,6 +190,19 @@ def enroll_latents(model: Model, latents: list[np.ndarray], *, quantile: float =
     )
 
 
+Views = list[tuple[Clip, int]]  # (clip, channel)
+
+
+def enroll_and_score(model: Model, cache: LatentCache, enrolled: Views, tests: dict[str, Views], *, level: bool):
+    """Enroll on ``enrolled`` as ``soundsentry enroll`` does (window levelling on or off) and score every test set."""
+    reference = None
+    if level and model.level_reference_db is None:
+        reference = round(level_reference(model, [cache.logmel(c, ch) for c, ch in enrolled]), 4)
+    result = enroll_latents(model, [cache.latents(c, ch, reference) for c, ch in enrolled])
+    scores = {name: np.array([result.score(cache.latents(c, ch, reference)) for c, ch in views]) for name, views in tests.items()}
+    return result, scores
+
+
 def _draws(n_items: int, n: int, draws: int, rng: random.Random) -> list[tuple[int, ...]]:
     combos = None
     if math.comb(n_items, n) <= draws:
@@ -192,6 +220,10 @@ def _summary(values: list[float]) -> str:
     return f"{med:.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
+def _rate(scores: np.ndarray, threshold: float) -> float:
+    return float((scores > threshold).mean()) if len(scores) else math.nan
+
+
 @dataclass
 class StudyRow:
     bundle: str
@@ -199,14 +231,16 @@ class StudyRow:
     type_heard: bool
     session: str
     n: int
-    draws: int
     n_normal: int
     n_abnormal: int
-    auc: list[float]
-    pauc: list[float]
-    far: list[float]
-    far_old: list[float]
-    recall: list[float]
+    draws: int = 0
+    auc: list[float] = field(default_factory=list)
+    pauc: list[float] = field(default_factory=list)
+    recall: list[float] = field(default_factory=list)
+    far: list[float] = field(default_factory=list)
+    far_old: list[float] = field(default_factory=list)
+    auc_plain: list[float] = field(default_factory=list)
+    far_plain: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -216,11 +250,19 @@ class DriftRow:
     enrolled: str
     tested: str
     n_enrolled: int
-    draws: int
     n_clips: int
-    far: list[float]
-    far_old: list[float]
-    note: str = ""
+    draws: int = 0
+    far: list[float] = field(default_factory=list)
+    far_old: list[float] = field(default_factory=list)
+    far_plain: list[float] = field(default_factory=list)
+
+
+def _auc(s_norm: np.ndarray, s_abn: np.ndarray) -> tuple[float, float]:
+    if not len(s_norm) or not len(s_abn):
+        return math.nan, math.nan
+    y = np.r_[np.zeros(len(s_norm)), np.ones(len(s_abn))]
+    s = np.r_[s_norm, s_abn]
+    return roc_auc(y, s), partial_roc_auc(y, s, max_fpr=0.1)
 
 
 def study_bundle(
@@ -247,50 +289,50 @@ def study_bundle(
         for n in sizes:
             if n > len(normals) - 1:  # at least one held-out normal clip
                 continue
-            row = StudyRow(
-                model.name, machine.name, machine.key[0] in types, main_name, n, 0,
-                len(normals) - n, len(abnormals), [], [], [], [], [],
-            )
-            drift_rows = {k: DriftRow(model.name, machine.name, main_name, k, n, 0, len(v), [], []) for k, v in others.items()}
+            row = StudyRow(model.name, machine.name, machine.key[0] in types, main_name, n, len(normals) - n, len(abnormals))
+            drift_rows = {k: DriftRow(model.name, machine.name, main_name, k, n, len(v)) for k, v in others.items()}
             for idx in _draws(len(normals), n, draws, rng):
-                enrolled = enroll_latents(model, [cache(normals[i]) for i in idx])
-                held = [c for i, c in enumerate(normals) if i not in idx]
-                s_norm = np.array([enrolled.score(cache(c)) for c in held])
-                s_abn = np.array([enrolled.score(cache(c)) for c in abnormals])
+                tests = {
+                    "held": [(c, 0) for i, c in enumerate(normals) if i not in idx],
+                    "abnormal": [(c, 0) for c in abnormals],
+                } | {f"other:{k}": [(c, 0) for c in v] for k, v in others.items()}
+                enrolled = [(normals[i], 0) for i in idx]
+                lev, s = enroll_and_score(model, cache, enrolled, tests, level=True)
+                plain, sp = enroll_and_score(model, cache, enrolled, tests, level=False)
                 row.draws += 1
-                if len(held):
-                    row.far.append(float((s_norm > enrolled.threshold).mean()))
-                    row.far_old.append(float((s_norm > enrolled.old_rule_threshold).mean()))
-                if len(held) and len(abnormals):
-                    y = np.r_[np.zeros(len(s_norm)), np.ones(len(s_abn))]
-                    s = np.r_[s_norm, s_abn]
-                    row.auc.append(roc_auc(y, s))
-                    row.pauc.append(partial_roc_auc(y, s, max_fpr=0.1))
-                    row.recall.append(float((s_abn > enrolled.threshold).mean()))
-                for k, v in others.items():
-                    s_other = np.array([enrolled.score(cache(c)) for c in v])
-                    drift_rows[k].draws += 1
-                    drift_rows[k].far.append(float((s_other > enrolled.threshold).mean()))
-                    drift_rows[k].far_old.append(float((s_other > enrolled.old_rule_threshold).mean()))
+                row.far.append(_rate(s["held"], lev.threshold))
+                row.far_old.append(_rate(s["held"], lev.old_rule_threshold))
+                row.far_plain.append(_rate(sp["held"], plain.threshold))
+                auc, pauc = _auc(s["held"], s["abnormal"])
+                row.auc.append(auc)
+                row.pauc.append(pauc)
+                row.auc_plain.append(_auc(sp["held"], sp["abnormal"])[0])
+                row.recall.append(_rate(s["abnormal"], lev.threshold))
+                for k, d in drift_rows.items():
+                    d.draws += 1
+                    d.far.append(_rate(s[f"other:{k}"], lev.threshold))
+                    d.far_old.append(_rate(s[f"other:{k}"], lev.old_rule_threshold))
+                    d.far_plain.append(_rate(sp[f"other:{k}"], plain.threshold))
             if row.draws:
                 rows.append(row)
                 drift.extend(d for d in drift_rows.values() if d.draws)
-        drift.extend(_microphone_drift(model, cache, machine.name, main_name, normals, draws=min(draws, 10), seed=seed))
+        drift.extend(_microphone_drift(model, cache, machine.name, main_name, normals, draws=draws, seed=seed))
     return rows, drift
 
 
 def _shipped_row(model, cache, machine, session, normals, abnormals, type_heard) -> StudyRow:
     """The shipped detector without enrollment, on every normal and abnormal clip of the session."""
-    score = lambda c: aggregate_scores(model.score_latents(cache(c), detector=DETECTOR), rule=model.aggregate)  # noqa: E731
+
+    def score(c: Clip) -> float:
+        return aggregate_scores(model.score_latents(cache.latents(c), detector=DETECTOR), rule=model.aggregate)
+
     s_norm = np.array([score(c) for c in normals])
     s_abn = np.array([score(c) for c in abnormals])
-    y = np.r_[np.zeros(len(s_norm)), np.ones(len(s_abn))]
-    s = np.r_[s_norm, s_abn]
     threshold = model.thresholds[DETECTOR]
+    auc, pauc = _auc(s_norm, s_abn)
     return StudyRow(
-        model.name, machine.name, type_heard, session, 0, 1, len(normals), len(abnormals),
-        [roc_auc(y, s)], [partial_roc_auc(y, s, max_fpr=0.1)], [float((s_norm > threshold).mean())], [],
-        [float((s_abn > threshold).mean())],
+        model.name, machine.name, type_heard, session, 0, len(normals), len(abnormals), draws=1,
+        auc=[auc], pauc=[pauc], recall=[_rate(s_abn, threshold)], far=[_rate(s_norm, threshold)],
     )
 
 
@@ -301,19 +343,23 @@ def _microphone_drift(model, cache, machine, session, normals, *, draws: int, se
     if len(multi) < n + 2:
         return []
     rng = random.Random(seed)
-    same = DriftRow(model.name, machine, f"{session}, mic 0", "held-out clips, mic 0", n, 0, 0, [], [])
-    other = DriftRow(model.name, machine, f"{session}, mic 0", "held-out clips, mics 1-7", n, 0, 0, [], [])
     n_channels = cache.channels(multi[0])
+    same = DriftRow(model.name, machine, f"{session}, mic 0", "held-out clips, mic 0", n, len(multi) - n)
+    other = DriftRow(
+        model.name, machine, f"{session}, mic 0", f"held-out clips, mics 1-{n_channels - 1}", n,
+        (len(multi) - n) * (n_channels - 1),
+    )
     for idx in _draws(len(multi), n, draws, rng):
-        enrolled = enroll_latents(model, [cache(multi[i]) for i in idx])
         held = [c for i, c in enumerate(multi) if i not in idx]
-        s0 = np.array([enrolled.score(cache(c, 0)) for c in held])
-        sk = np.array([enrolled.score(cache(c, k)) for c in held for k in range(1, n_channels)])
-        for row, s in ((same, s0), (other, sk)):
+        tests = {"same": [(c, 0) for c in held], "other": [(c, k) for c in held for k in range(1, n_channels)]}
+        enrolled = [(multi[i], 0) for i in idx]
+        lev, s = enroll_and_score(model, cache, enrolled, tests, level=True)
+        plain, sp = enroll_and_score(model, cache, enrolled, tests, level=False)
+        for row, key in ((same, "same"), (other, "other")):
             row.draws += 1
-            row.n_clips = len(s)
-            row.far.append(float((s > enrolled.threshold).mean()))
-            row.far_old.append(float((s > enrolled.old_rule_threshold).mean()))
+            row.far.append(_rate(s[key], lev.threshold))
+            row.far_old.append(_rate(s[key], lev.old_rule_threshold))
+            row.far_plain.append(_rate(sp[key], plain.threshold))
     return [same, other]
 
 
@@ -321,16 +367,23 @@ def _markdown(rows: list[StudyRow], drift: list[DriftRow], *, notes: list[str], 
     out = [
         "# Enrollment study",
         "",
-        f"Generated {dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()} by `{command}`.",
+        f"Generated {dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()} by `{command}` "
+        "(run from the repository root; `--data` is the shared MIMII folder with its `clips.csv`).",
         "",
         "Enrollment keeps a shipped bundle's encoder, fits the LOF detector on a machine's own normal clips and "
         "calibrates the threshold from those clips alone (`soundsentry enroll`; the study calls the same functions on "
         "cached encoder outputs). Every machine below is one the bundle's encoder did **not** hear in training "
         "(checked against the card's training and validation clip lists). Figures: median over random draws of the "
-        "enrolled clips, with the range (min-max) in brackets. `false alarms` is the share of held-out normal clips "
-        "flagged at the enrolled threshold; `(old rule)` is the same with the training pipeline's robust-normal "
-        "threshold rule applied to the same calibration scores. Counts are small: read every figure with its "
-        "number of clips.",
+        "enrolled clips, with the range (min-max) in brackets. Columns:",
+        "",
+        "- `AUC`, `pAUC`, `recall`, `false alarms`: enrollment as shipped (windows levelled to the enrolled clips' "
+        "level, log-normal threshold rule). `false alarms` is the share of held-out normal clips flagged; `recall` "
+        "the share of abnormal clips flagged.",
+        "- `no levelling`: the same enrollment without window levelling (`soundsentry enroll --no-level`).",
+        "- `old rule`: levelled, but the training pipeline's robust-normal threshold rule applied to the same "
+        "calibration scores.",
+        "",
+        "Counts are small: read every figure with its number of clips.",
         "",
     ]
     out += [f"- {n}" for n in notes]
@@ -339,11 +392,15 @@ def _markdown(rows: list[StudyRow], drift: list[DriftRow], *, notes: list[str], 
         "## AUC against the number of enrolled normal clips",
         "",
         "Enrolled and tested within one recording session (the machine's largest); test = the session's normal clips "
-        "not enrolled + its abnormal clips.",
+        "not enrolled + its abnormal clips. Row `0 (shipped detector)`: the bundle's own detector and threshold, "
+        "no enrollment, on all of the session's clips.",
         "",
-        "| bundle | machine (type heard by encoder?) | session | enrolled clips | draws | test normal / abnormal | AUC | pAUC (FPR≤0.1) | recall at threshold | false alarms | false alarms (old rule) |",
-        "|---|---|---|---:|---:|---|---|---|---|---|---|",
+        "| bundle | machine (type heard by encoder?) | session | enrolled clips | draws | test normal / abnormal "
+        "| AUC | pAUC (FPR≤0.1) | recall | false alarms | AUC, no levelling | false alarms, no levelling "
+        "| false alarms, old rule |",
+        "|---|---|---|---:|---:|---|---|---|---|---|---|---|---|",
     ]
+
     def enrolled(r: StudyRow) -> str:
         return "0 (shipped detector)" if r.n == 0 else str(r.n)
 
@@ -351,7 +408,7 @@ def _markdown(rows: list[StudyRow], drift: list[DriftRow], *, notes: list[str], 
         out.append(
             f"| {r.bundle} | {r.machine} ({'yes' if r.type_heard else 'no'}) | {r.session} | {enrolled(r)} | {r.draws} | "
             f"{r.n_normal} / {r.n_abnormal} | {_summary(r.auc)} | {_summary(r.pauc)} | {_summary(r.recall)} | "
-            f"{_summary(r.far)} | {_summary(r.far_old)} |"
+            f"{_summary(r.far)} | {_summary(r.auc_plain)} | {_summary(r.far_plain)} | {_summary(r.far_old)} |"
         )
     out += [
         "",
@@ -360,13 +417,14 @@ def _markdown(rows: list[StudyRow], drift: list[DriftRow], *, notes: list[str], 
         "Machines whose session has normal clips only (no AUC possible): how often a held-out normal clip of the "
         "same session is flagged.",
         "",
-        "| bundle | machine | session | enrolled clips | draws | held-out normal clips | false alarms | false alarms (old rule) |",
-        "|---|---|---|---:|---:|---:|---|---|",
+        "| bundle | machine | session | enrolled clips | draws | held-out normal clips | false alarms "
+        "| false alarms, no levelling | false alarms, old rule |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
     ]
     for r in (r for r in rows if not r.n_abnormal):
         out.append(
             f"| {r.bundle} | {r.machine} | {r.session} | {r.n} | {r.draws} | {r.n_normal} | {_summary(r.far)} | "
-            f"{_summary(r.far_old)} |"
+            f"{_summary(r.far_plain)} | {_summary(r.far_old)} |"
         )
     out += [
         "",
@@ -376,13 +434,14 @@ def _markdown(rows: list[StudyRow], drift: list[DriftRow], *, notes: list[str], 
         "session (another dataset release or SNR mix of the recording, another DCASE 2023 domain) or another "
         "microphone of the MIMII array. Every flagged clip is a false alarm.",
         "",
-        "| bundle | machine | enrolled on | scored | enrolled clips | draws | clips scored | false alarms | false alarms (old rule) |",
-        "|---|---|---|---|---:|---:|---:|---|---|",
+        "| bundle | machine | enrolled on | scored | enrolled clips | draws | clips scored | false alarms "
+        "| false alarms, no levelling | false alarms, old rule |",
+        "|---|---|---|---|---:|---:|---:|---|---|---|",
     ]
     for d in drift:
         out.append(
             f"| {d.bundle} | {d.machine} | {d.enrolled} | {d.tested} | {d.n_enrolled} | {d.draws} | {d.n_clips} | "
-            f"{_summary(d.far)} | {_summary(d.far_old)} |"
+            f"{_summary(d.far)} | {_summary(d.far_plain)} | {_summary(d.far_old)} |"
         )
     return "\n".join(out) + "\n"
 
