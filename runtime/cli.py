@@ -265,6 +265,13 @@ def _info(args: argparse.Namespace) -> int:
     training = card.get("training", {})
     if training:
         print(f"training:     {training.get('split', '')}")
+    enrollment = card.get("enrollment")
+    if isinstance(enrollment, dict):
+        print(
+            f"enrolled:     {enrollment.get('n_recordings', '?')} recordings, {enrollment.get('seconds', '?')} s, "
+            f"{enrollment.get('n_windows', '?')} windows on {enrollment.get('created', '?')}; "
+            f"encoder from {enrollment.get('parent', {}).get('name', '?')!r}"
+        )
     ev = card.get("evaluation")
     if ev:
         print(

@@ -207,6 +207,8 @@ def test_cli_enroll_then_score(tmp_path, capsys):
     assert code == 0, err
     assert "5 recordings" in err and "threshold" in err
     assert main(["score", "--model", str(out), "--format", "csv", *map(str, SLIDER_NORMAL[:1])]) in (0, 1)
+    assert main(["info", str(out)]) == 0
+    assert "enrolled:     5 recordings" in capsys.readouterr().out
     assert main(["enroll", "--model", "fan", "--normal", str(SLIDER / "normal"), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["enroll", "--model", "no-such-model", "--normal", str(SLIDER), "--out", str(tmp_path / "y")]) == 4
