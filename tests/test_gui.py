@@ -603,3 +603,37 @@ def test_unhandled_errors_are_logged_and_shown_once(qtbot, settings, tmp_path):
     assert "boom 2" in win.statusBar().currentMessage()
     text = log_file.read_text()
     assert text.count("Traceback") == 3 and "boom 1" in text
+
+
+def test_bundle_folder_from_disk_is_listed_and_remembered(qtbot, settings, fan_model, tmp_path):
+    bundle = tmp_path / "fan-copy"
+    shutil.copytree(fan_model.bundle.root, bundle)
+    win = make_window(qtbot, settings)
+    with qtbot.waitSignal(win.modelChanged, timeout=WAIT):
+        win.load_model(str(bundle))
+    assert Path(win.model.bundle.root) == bundle
+    assert win.model_combo.currentData() == str(bundle) and "(folder)" in win.model_combo.currentText()
+    assert settings.value("bundles", [], type=list) == [str(bundle)]
+    win.close()
+    again = make_window(qtbot, settings)
+    assert Path(again.model.bundle.root) == bundle  # the last model comes back
+    assert again.model_combo.findData(str(bundle)) >= 0
+
+
+def test_enroll_dialog_collects_files_folders_and_the_recording(qtbot, settings):
+    from soundsentry.gui.window import RECORDING_ITEM, EnrollDialog
+
+    backend = ClipBackend(NORMAL, speed=4.0)
+    win = make_window(qtbot, settings, backend)
+    record_until_done(qtbot, win)
+    dlg = EnrollDialog(win)
+    qtbot.addWidget(dlg)
+    dlg.list.addItems([str(NORMAL), str(EXAMPLES_DIR)])
+    dlg._add_recording()
+    inputs = dlg.normal_inputs()
+    assert inputs[:2] == [str(NORMAL), str(EXAMPLES_DIR)]
+    samples, rate = inputs[2]
+    assert rate == 16000 and samples is win.recorded
+    assert dlg.list.item(2).text() == RECORDING_ITEM
+    dlg.name_edit.setText("pump-7")
+    assert dlg.out_edit.text().endswith("pump-7")
