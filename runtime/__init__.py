@@ -14,6 +14,7 @@ from .bundle import list_shipped_models
 from .errors import (
     AudioDecodeError,
     AudioError,
+    AudioTooLongError,
     AudioTooShortError,
     EnrollmentError,
     InvalidAudioError,
@@ -32,6 +33,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     "AudioDecodeError",
     "AudioError",
+    "AudioTooLongError",
     "AudioTooShortError",
     "EnrollmentError",
     "InvalidAudioError",

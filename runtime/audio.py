@@ -16,12 +16,15 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioDecodeError, InvalidAudioError
+from .errors import AudioDecodeError, AudioTooLongError, InvalidAudioError
 
 __all__ = [
     "MAX_DECODED_SAMPLES",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
     "AudioBlocks",
     "ChannelPolicy",
+    "check_sample_rate",
     "check_samples",
     "load_audio",
     "read_audio",
@@ -44,8 +47,26 @@ MAX_DECODED_SAMPLES = 1 << 29
 _BLOCK_SAMPLES = 1 << 20
 
 
-def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+#: Sample rates a file may have. Below 1 kHz a file holds nothing of a machine's sound the
+#: model hears, and resampling it to 16 kHz would multiply its length (a header saying 1 Hz
+#: turns 40,000 samples into 640 million); above 768 kHz no audio interface records.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+
+
+def check_sample_rate(rate: int, *, path: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`InvalidAudioError` for a rate outside ``MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InvalidAudioError(
+            path, f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz (damaged header?)"
+        )
+
+
+def read_audio(path: str | os.PathLike[str], *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode a whole file.
+
+    ``max_seconds`` bounds what is held in memory: a file that decodes to more raises
+    :class:`AudioTooLongError` (so a caller can stream it instead), whatever its header said.
 
     Returns
     -------
@@ -69,17 +90,19 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
             rate, channels = int(fh.samplerate), int(fh.channels)
             if rate <= 0 or channels <= 0:
                 raise AudioDecodeError(p, f"cannot decode audio (header says {rate} Hz, {channels} channels)")
+            check_sample_rate(rate, path=p)
+            limit = MAX_DECODED_SAMPLES if max_seconds is None else min(MAX_DECODED_SAMPLES, int(max_seconds * rate) * channels)
             blocks, total = [], 0
             while True:
                 block = fh.read(max(1, _BLOCK_SAMPLES // channels), dtype="float32", always_2d=True)
                 if block.shape[0] == 0:
                     break
                 total += block.size
-                if total > MAX_DECODED_SAMPLES:
-                    raise InvalidAudioError(
+                if total > limit:
+                    raise AudioTooLongError(
                         p,
-                        f"too long to score in one piece: more than {MAX_DECODED_SAMPLES} samples "
-                        f"({MAX_DECODED_SAMPLES // channels / rate / 3600:.1f} h at {rate} Hz x {channels} channels)",
+                        f"too long to decode in one piece: more than {limit // channels / rate:.0f} s "
+                        f"at {rate} Hz x {channels} channels",
                     )
                 blocks.append(block)
     except PermissionError as exc:
@@ -229,6 +252,11 @@ class AudioBlocks:
             raise AudioDecodeError(
                 self.path, f"cannot decode audio (header says {self.sample_rate} Hz, {self.channels} channels)"
             )
+        try:
+            check_sample_rate(self.sample_rate, path=self.path)
+        except InvalidAudioError:
+            self.close()
+            raise
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yield mono float32 blocks of shape (n,), ``0 < n <= block_frames``, then close the file."""

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .audio import check_samples, read_audio, select_channel
-from .errors import SoundSentryError
+from .errors import AudioTooLongError, SoundSentryError
 from .quality import signal_flags
 from .report import Row
 from .streaming import STREAM_ABOVE_SECONDS, file_seconds, score_file_streamed
@@ -24,6 +24,10 @@ __all__ = ["AUDIO_SUFFIXES", "decode_file", "find_audio_files", "score_file", "s
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 log = logging.getLogger(__name__)
+
+#: Longest recording decoded whole: files whose header says more are streamed from the
+#: start, and a file that decodes to more than its header said is streamed when it passes this.
+WHOLE_DECODE_MAX_SECONDS = 2 * STREAM_ABOVE_SECONDS
 
 
 def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -56,7 +60,7 @@ def decode_file(model, path: str) -> tuple:
     samples : np.ndarray, shape (n_samples,), float32
     flags : tuple of str
     """
-    samples, rate = read_audio(path)
+    samples, rate = read_audio(path, max_seconds=WHOLE_DECODE_MAX_SECONDS)
     check_samples(samples, path=path)
     mono = select_channel(samples, policy=model.channel)
     del samples  # an 8-channel hour is large; keep only the channel scored
@@ -74,8 +78,14 @@ def score_file(model, path: str, *, detector: str | None, threshold: float | Non
             result = score_file_streamed(model, path, detector=detector, threshold=threshold)
             flags = result.extra["flags"]
         else:
-            samples, flags = decode_file(model, path)
-            result = model.score_samples(samples, detector=detector, threshold=threshold, path=path)
+            try:
+                samples, flags = decode_file(model, path)
+            except AudioTooLongError:
+                # The header said short (or nothing), the data goes on: stream it after all.
+                result = score_file_streamed(model, path, detector=detector, threshold=threshold)
+                flags = result.extra["flags"]
+            else:
+                result = model.score_samples(samples, detector=detector, threshold=threshold, path=path)
     except Exception as exc:  # one bad file must not end the batch
         if isinstance(exc, SoundSentryError):
             problem = getattr(exc, "problem", None) or str(exc)

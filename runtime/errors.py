@@ -44,6 +44,13 @@ class AudioTooShortError(InvalidAudioError):
     """The recording is shorter than one analysis window."""
 
 
+class AudioTooLongError(InvalidAudioError):
+    """The recording decodes to more samples than may be held in memory at once.
+
+    The batch then scores it block by block instead; from :meth:`Model.score` it is an error.
+    """
+
+
 class ModelError(SoundSentryError):
     """A model bundle could not be found, read or trusted."""
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import ChannelPolicy, check_samples, load_audio, resample, select_channel
+from .audio import ChannelPolicy, check_sample_rate, check_samples, load_audio, resample, select_channel
 from .bundle import Bundle, read_bundle
 from .detectors import LocalOutlierFactor, OneClassSVMOnnx
 from .errors import AudioTooShortError, ModelIntegrityError
@@ -161,6 +161,7 @@ class Model:
         check_samples(y, path=path)
         y = select_channel(y, policy=self.channel) if y.ndim == 2 else y
         rate = sample_rate or self.feature_params.sample_rate
+        check_sample_rate(rate, path=path)  # 1 Hz would be resampled 16,000-fold
         return resample(y, orig_sr=rate, target_sr=self.feature_params.sample_rate)
 
     def features(self, y: np.ndarray) -> np.ndarray:

@@ -108,6 +108,16 @@ def _flac_length_claims_huge(d, y):
     return p
 
 
+def _rate_1_hz(d, y):
+    # Found by the fuzz: resampling 1 Hz to 16 kHz would turn 40,000 samples into 640 million.
+    b = _wav_bytes(y)
+    b[24:28] = struct.pack("<I", 1)  # the fmt chunk's sample rate
+    b[28:32] = struct.pack("<I", 2)  # and byte rate
+    p = d / "rate_1_hz.wav"
+    p.write_bytes(b)
+    return p
+
+
 def _random_bytes(d, y):
     p = d / "random_bytes.wav"
     p.write_bytes(np.random.default_rng(1).integers(0, 256, 8192, dtype=np.uint8).tobytes())
@@ -234,6 +244,7 @@ CASES = {
     "data_length_claims_more": (_data_length_claims_more, ("scores", (), lambda p, y: _pcm_reference(p))),
     "data_length_claims_less": (_data_length_claims_less, ("error", ["too short"])),
     "flac_length_claims_huge": (_flac_length_claims_huge, ("error", ["cannot decode audio"])),
+    "rate_1_hz": (_rate_1_hz, ("error", ["sample rate 1 Hz is outside"])),
     "random_bytes": (_random_bytes, ("error", ["cannot decode audio"])),
     "text_file": (_text_file, ("error", ["cannot decode audio"])),
     "directory": (_directory, ("error", ["is a folder"])),
@@ -417,6 +428,27 @@ def test_non_utf8_file_name_round_trips_through_csv_and_resume(tmp_path):
     proc = subprocess.run(command[:-2], capture_output=True, timeout=120, cwd=REPO_ROOT)
     assert proc.returncode in (0, 1) and b"Traceback" not in proc.stderr
     assert os.path.join(folder, raw_name) in proc.stdout
+
+
+def test_file_decoding_longer_than_its_header_says_is_streamed(tmp_path, fan_model, monkeypatch):
+    """A file whose data outlasts the whole-file limit (its header said less, or nothing) is
+    scored block by block instead of being held in memory. The limit is lowered to 5 s here so a
+    10 s real clip crosses it; the streamed scores equal whole-file scoring within rounding."""
+    import soundsentry.batch
+
+    path = tmp_path / "clip.flac"
+    shutil.copy(MONO_CLIP, path)
+    whole = score_file(fan_model, str(path), detector=None, threshold=None)
+    monkeypatch.setattr(soundsentry.batch, "WHOLE_DECODE_MAX_SECONDS", 5.0)
+    streamed = []
+    real = soundsentry.batch.score_file_streamed
+    monkeypatch.setattr(
+        soundsentry.batch, "score_file_streamed", lambda *a, **k: streamed.append(a[1]) or real(*a, **k)
+    )
+    row = score_file(fan_model, str(path), detector=None, threshold=None)
+    assert streamed == [str(path)]
+    assert row.error == "" and row.flags == whole.flags
+    assert row.score == pytest.approx(whole.score, rel=1e-4)
 
 
 @pytest.mark.slow
