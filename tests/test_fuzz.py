@@ -220,6 +220,60 @@ def run_fuzz(model, folder, *, seconds: float, seed: int) -> Counter:
     return outcomes
 
 
+_SEEDS: dict[str, bytes] = {}
+
+
+def _seed(name: str) -> bytes:
+    if not _SEEDS:
+        _SEEDS.update(_seed_files())
+    return _SEEDS[name]
+
+
+_SEED_NAMES = [
+    f"clip{i}_{subtype}.{ext}"
+    for i in range(2)
+    for ext, subtype in [("wav", "pcm_16"), ("wav", "pcm_u8"), ("wav", "pcm_24"), ("wav", "float"),
+                         ("flac", "pcm_16"), ("ogg", "vorbis")]
+]
+
+# One edit: (kind, where in the file as a fraction of its length, bytes).
+_edits = st.tuples(
+    st.sampled_from(["overwrite", "insert", "delete", "truncate"]),
+    st.floats(0.0, 1.0) | st.floats(0.0, 0.002),  # anywhere, or in the header
+    st.binary(min_size=1, max_size=16) | st.sampled_from([b"\x00" * 4, b"\xff" * 4, b"\xff\xff\xff\x7f", b"\x01\x00\x00\x00"]),
+)
+
+
+def _apply(data: bytes, edits) -> bytes:
+    b = bytearray(data)
+    for kind, where, payload in edits:
+        pos = min(int(where * len(b)), max(0, len(b) - 1))
+        if kind == "overwrite":
+            b[pos : pos + len(payload)] = payload
+        elif kind == "insert":
+            b[pos:pos] = payload
+        elif kind == "delete":
+            del b[pos : pos + 16 * len(payload)]
+        else:
+            del b[pos:]
+    return bytes(b)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURES)
+@given(name=st.sampled_from(_SEED_NAMES), edits=st.lists(_edits, min_size=1, max_size=4))
+def test_hypothesis_fuzz_of_decode_and_score(fan_model, tmp_path_factory, name, edits):
+    """Hypothesis picks the edits, and shrinks a failure to the fewest, smallest ones."""
+    path = tmp_path_factory.mktemp("hfuzz") / f"case.{name.rsplit('.', 1)[1]}"
+    path.write_bytes(_apply(_seed(name), edits))
+    started = time.monotonic()
+    row = score_file(fan_model, str(path), detector=None, threshold=None)
+    assert time.monotonic() - started < MAX_CASE_SECONDS
+    if row.verdict == "error":
+        assert row.error and not row.error.startswith(("unexpected", "not enough memory")), row.error
+    else:
+        assert row.score is not None and math.isfinite(row.score)
+
+
 def test_fuzz_decode_and_score_mutated_real_files(fan_model, tmp_path):
     seconds = float(os.environ.get("SOUNDSENTRY_FUZZ_SECONDS", "20"))
     seed = int(os.environ.get("SOUNDSENTRY_FUZZ_SEED", "0"))
