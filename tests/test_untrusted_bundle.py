@@ -354,3 +354,18 @@ def test_untampered_copy_still_scores_like_the_shipped_model(bundle, fan_model):
     """The checks refuse only what is wrong: the real bundle passes them all."""
     copy = soundsentry.load_model(bundle)
     assert copy.score(MONO_CLIP).score == fan_model.score(MONO_CLIP).score
+
+
+def test_no_pickle_anywhere_in_the_package():
+    """Nothing in the package can unpickle: no pickle, joblib or dill, and every np.load
+    passes allow_pickle=False."""
+    import re
+
+    sources = [p for d in ("runtime", "train", "export", "gui") for p in (REPO_ROOT / d).rglob("*.py")]
+    assert len(sources) > 20
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(import|from)\s+(pickle|cPickle|joblib|dill|cloudpickle)\b", text, re.M), path
+        assert "allow_pickle=True" not in text, path
+        for call in re.findall(r"np\.load\([^)]*\)", text):
+            assert "allow_pickle=False" in call, f"{path}: {call}"
