@@ -143,7 +143,7 @@ def _score(args: argparse.Namespace) -> int:
         else:
             todo.append(path)
     counts = Counter(row.verdict for row in kept)
-    writer = make_writer(args.fmt, stream, append=append)
+    writer = make_writer(args.fmt, stream, append=append, keep_closed=args.output is not None)
     rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
     interrupted, write_error = False, None
     previous_sigterm = _sigterm_as_interrupt()

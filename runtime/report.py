@@ -100,11 +100,13 @@ class RowWriter:
     """Writes rows to a text stream as they come, flushing after each one.
 
     ``append=True`` continues a file that already holds rows (``--resume``): no header.
+    ``keep_closed=True`` keeps a JSON file valid after every row (see :class:`JsonWriter`).
     """
 
-    def __init__(self, stream: TextIO, *, append: bool = False) -> None:
+    def __init__(self, stream: TextIO, *, append: bool = False, keep_closed: bool = False) -> None:
         self.stream = stream
         self.append = append
+        self.keep_closed = keep_closed
 
     def begin(self) -> None:
         pass
@@ -147,12 +149,13 @@ _JSON_CLOSE = "\n]\n"
 class JsonWriter(RowWriter):
     """A JSON array, one object per line, so a reader can follow it while it grows.
 
-    On a seekable stream the closing bracket is written after every row and overwritten by
-    the next one, so the file parses as JSON whenever the batch stops.
+    With ``keep_closed`` (a file the batch opened itself; it must be seekable and not in
+    append mode) the closing bracket is written after every row and overwritten by the next
+    one, so the file parses as JSON whenever the batch stops.
     """
 
     def begin(self) -> None:
-        self._seekable = self.stream.seekable()
+        self._seekable = self.keep_closed
         if self.append:
             # The file ends with the closing bracket; the next row goes where it starts.
             self._first = False
@@ -206,13 +209,16 @@ class TableWriter(RowWriter):
         self._put(line + "\n")
 
 
-def make_writer(fmt: str, stream: TextIO | None = None, *, append: bool = False) -> RowWriter:
-    """A writer for ``fmt`` in ``{"table", "csv", "json"}``; ``append`` continues a file of rows."""
+def make_writer(
+    fmt: str, stream: TextIO | None = None, *, append: bool = False, keep_closed: bool = False
+) -> RowWriter:
+    """A writer for ``fmt`` in ``{"table", "csv", "json"}``; ``append`` continues a file of rows,
+    ``keep_closed`` keeps a JSON file valid after every row (the ``-o`` file)."""
     stream = stream if stream is not None else io.StringIO()
     writers = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter}
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}")
-    return writers[fmt](stream, append=append)
+    return writers[fmt](stream, append=append, keep_closed=keep_closed)
 
 
 # -- reading back -----------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_cli_csv_with_odd_real_file_names(tmp_path, capsys, monkeypatch):
 def test_json_file_is_valid_after_every_row(tmp_path):
     path = tmp_path / "rows.json"
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        writer = make_writer("json", fh)
+        writer = make_writer("json", fh, keep_closed=True)
         writer.begin()
         assert json.loads(path.read_text()) == []
         for i in range(3):
@@ -141,3 +141,19 @@ def test_reader_closing_the_pipe_stops_quietly(tmp_path):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in stderr and "Broken pipe" not in stderr
+
+
+def test_json_to_a_redirected_stdout_in_append_mode_stays_valid(tmp_path):
+    """`>> file` opens stdout with O_APPEND, where seeking back over the bracket cannot work:
+    stdout is written straight through, closed at the end."""
+    out = tmp_path / "log.json"
+    with open(out, "a") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-m", "soundsentry", "score", str(MONO_CLIP), str(MONO_CLIP), "--format", "json"],
+            stdout=fh,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            cwd=REPO_ROOT,
+        )
+    assert proc.returncode in (0, 1)
+    assert [d["path"] for d in json.loads(out.read_text())] == [str(MONO_CLIP)] * 2
