@@ -26,6 +26,9 @@ from . import harness
 from .harness import REPO_ROOT, child_env, run_process
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "mimii"
+SECTIONS = ("latency", "throughput", "stages", "levers", "scaling", "long", "install")
+# Keys of the raw results each section fills.
+MEASURED = ("latency", "throughput", "stages_paired", "stages", "levers", "scaling", "long", "install")
 
 
 def find_clips(data: Path, machine_type: str) -> tuple[list[str], list[str], str]:
@@ -105,8 +108,8 @@ def bench_throughput(folder: Path, n: int, seed_dir: Path | None, list_file: Pat
 
 
 def bench_scaling(clips: list[str], sizes: list[int], seed_dir: Path | None, seed_max: int, tmp: Path, env: dict,
-                  repeats: int) -> dict:
-    out: dict = {}
+                  repeats: int, *, into: dict, checkpoint) -> dict:
+    out = into
     for n in sizes:
         folder = harness.link_folder(clips, n, tmp / f"scale_{n}")
         reps = repeats if n <= 1000 else 1
@@ -120,12 +123,13 @@ def bench_scaling(clips: list[str], sizes: list[int], seed_dir: Path | None, see
             row["seed_s"].append(r.seconds)
             row["seed_mb"].append(r.peak_mb)
         out[n] = row
+        checkpoint(f"scaling: {n} clips done")
     return out
 
 
 def bench_long(clips: list[str], lengths: list[float], seed_dir: Path | None, tmp: Path, env: dict,
-               repeats: int) -> dict:
-    out: dict = {}
+               repeats: int, *, into: dict, checkpoint) -> dict:
+    out = into
     for seconds in lengths:
         path = harness.write_long_recording(clips, seconds, tmp / f"long_{int(seconds)}s.flac")
         row: dict = {"ours_s": [], "ours_mb": [], "seed_s": [], "seed_mb": []}
@@ -140,6 +144,7 @@ def bench_long(clips: list[str], lengths: list[float], seed_dir: Path | None, tm
             row["seed_mb"].append(r.peak_mb)
         path.unlink()
         out[seconds] = row
+        checkpoint(f"long: {seconds:g} s done")
     return out
 
 
@@ -187,8 +192,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-install", action="store_true", help="no install-footprint benchmark")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny sizes, 1 repeat, no scaling/long")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "performance.md")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help="comma-separated subset of %(default)s")
+    parser.add_argument("--merge", type=Path, metavar="JSON",
+                        help="start from these raw results and replace only the sections measured now")
     parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite --out from saved raw results")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                        help="merge raw results of several runs (later runs' sections win) into --out")
     args = parser.parse_args(argv)
+    if args.combine:
+        base = json.loads(args.combine[0].read_text())
+        runs = base.pop("runs", None) or [{"command": base["command"], "started": base["started"],
+                                           "sections": [k for k in MEASURED if k in base]}]
+        for extra in args.combine[1:]:
+            more = json.loads(extra.read_text())
+            got = [k for k in MEASURED if k in more]
+            base.update({k: more[k] for k in got})
+            runs.append({"command": more["command"], "started": more["started"], "sections": got})
+        base["runs"] = runs
+        args.out.with_suffix(".json").write_text(json.dumps(base, indent=1, default=str))
+        args.render = args.out.with_suffix(".json")
     if args.render:
         from .report import render
 
@@ -198,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         args.scaling, args.long = "100,1000,10000", "600,3600"
     if args.quick:
         args.repeats, args.clips, args.scaling, args.long = 1, min(args.clips, 8), "", ""
+    sections = {x for x in args.sections.split(",") if x}
+    if sections - set(SECTIONS):
+        parser.error(f"unknown sections {sorted(sections - set(SECTIONS))}")
+    if args.skip_install:
+        sections.discard("install")
     sizes = [int(s) for s in args.scaling.split(",") if s]
     lengths = [float(s) for s in args.long.split(",") if s]
 
@@ -209,15 +237,24 @@ def main(argv: list[str] | None = None) -> int:
         clips = clips[: args.clips]
     env = child_env()
     started = time.time()
-    results: dict = {
-        "command": " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]),
-        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "machine": harness.machine_description(),
-        "clips": source,
-        "n_clips": len(clips),
-        "repeats": args.repeats,
-        "seed_skipped": skip_reason,
-    }
+    command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
+    results: dict = json.loads(args.merge.read_text()) if args.merge else {}
+    if args.merge:
+        # Several invocations in one report: each says which sections it measured.
+        results.setdefault("runs", [{"command": results["command"], "started": results["started"],
+                                     "sections": [k for k in SECTIONS if k in results or k == "levers"]}])
+        results["runs"].append({"command": command, "started": time.strftime("%Y-%m-%d %H:%M UTC"),
+                                "sections": sorted(sections)})
+    else:
+        results.update({
+            "command": command,
+            "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+            "machine": harness.machine_description(),
+            "clips": source,
+            "n_clips": len(clips),
+            "repeats": args.repeats,
+            "seed_skipped": skip_reason,
+        })
 
     partial = args.out.with_suffix(".partial.json")
 
@@ -241,31 +278,48 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"building the seed model failed:\n{r.stderr[-2000:]}")
             results["seed_model"] = json.loads((seed_dir / "seed.json").read_text())
 
-        log("one-file latency")
-        results["latency"] = bench_latency(clips[0], seed_dir, args.repeats, env)
-        log(f"batch throughput ({args.clips} clips)")
-        folder = harness.link_folder(clips, args.clips, tmp / "throughput")
-        results["throughput"] = bench_throughput(folder, args.clips, seed_dir, list_file, args.repeats, env)
+        if "latency" in sections:
+            log("one-file latency")
+            results["latency"] = bench_latency(clips[0], seed_dir, args.repeats, env)
+        if "throughput" in sections:
+            log(f"batch throughput ({args.clips} clips)")
+            folder = harness.link_folder(clips, args.clips, tmp / "throughput")
+            results["throughput"] = bench_throughput(folder, args.clips, seed_dir, list_file, args.repeats, env)
+        if "stages" in sections and seed_dir:
+            log("per-clip stages, ours and seed in one process, interleaved")
+            results["stages_paired"] = {}
+            for runtime in ("tflite", "keras"):
+                r = run_process(
+                    [sys.executable, "-m", "benchmarks.seed", "bench", "--with-ours", "--model-dir", str(seed_dir),
+                     "--runtime", runtime, "--repeats", str(args.repeats), str(list_file)],
+                    env=env, cwd=REPO_ROOT,
+                )
+                if r.returncode != 0:
+                    raise RuntimeError(f"seed bench ({runtime}) failed:\n{r.stderr[-2000:]}")
+                results["stages_paired"][runtime] = json.loads(r.stdout.strip().splitlines()[-1])
+        if "levers" in sections:
+            log("stage split and levers (in process)")
+            import soundsentry
 
-        log("stage split and levers (in process)")
-        import soundsentry
+            from . import ours
 
-        from . import ours
-
-        model = soundsentry.load_model("fan")
-        results["stages"] = ours.stage_split(model, clips, args.repeats)
-        results["levers"] = {
-            "encoder": ours.encoder_levers(model, clips, args.repeats, tmp),
-            "lof": ours.lof_levers(model, clips, args.repeats),
-            "decode": ours.decode_levers(model, clips, args.repeats),
-        }
-        if sizes:
+            model = soundsentry.load_model("fan")
+            results["stages"] = ours.stage_split(model, clips, args.repeats)
+            results["levers"] = {
+                "encoder": ours.encoder_levers(model, clips, args.repeats, tmp),
+                "lof": ours.lof_levers(model, clips, args.repeats),
+                "decode": ours.decode_levers(model, clips, args.repeats),
+            }
+        if sizes and "scaling" in sections:
+            results["scaling"] = {}
             log(f"scaling {sizes}")
-            results["scaling"] = bench_scaling(clips, sizes, seed_dir, args.seed_scaling_max, tmp, env, args.repeats)
-        if lengths:
+            bench_scaling(clips, sizes, seed_dir, args.seed_scaling_max, tmp, env, args.repeats,
+                          into=results["scaling"], checkpoint=log)
+        if lengths and "long" in sections:
+            results["long"] = {}
             log(f"long recordings {lengths}")
-            results["long"] = bench_long(clips, lengths, seed_dir, tmp, env, min(args.repeats, 3))
-        if not args.skip_install:
+            bench_long(clips, lengths, seed_dir, tmp, env, min(args.repeats, 3), into=results["long"], checkpoint=log)
+        if "install" in sections:
             log("install footprint (fresh virtual environments)")
             results["install"] = bench_install(tmp)
     results["finished"] = time.strftime("%Y-%m-%d %H:%M UTC")
@@ -275,10 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     from .report import render
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(results))
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
+    args.out.write_text(render(results))
     partial.unlink(missing_ok=True)
-    log(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}", file=sys.stderr)
     return 0
 
 

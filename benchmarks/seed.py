@@ -189,16 +189,25 @@ def build_seed_model(model_dir: str | os.PathLike[str], normal_clips: list[str],
     return model_dir
 
 
-def bench(model_dir, clips: list[str], runtime: str, repeats: int) -> dict:
+def bench(model_dir, clips: list[str], runtime: str, repeats: int, *, with_ours: bool = False) -> dict:
     """Warm timings in this process: the whole per-file loop, and each stage over all clips.
 
     Returns seconds per repeat: ``loop`` (score every clip one by one, as the seed's loop did),
-    and ``decode``, ``features`` (dB mel, padding, scaling), ``encoder``, ``detector``.
+    and ``decode``, ``features`` (dB mel, padding, scaling), ``encoder``, ``detector``. With
+    ``with_ours``, SoundSentry's stages are timed in the same process after each repeat
+    (``ours_seconds``), so both sides meet the same load.
     """
     clips = [c for c in clips if c]
     seed = SeedPath(model_dir, runtime=runtime)
     seed.score_file(clips[0])  # warm: first-call tracing and allocation are not the steady state
     out: dict[str, list[float]] = {k: [] for k in ("loop", "decode", "features", "encoder", "detector")}
+    ours_out: dict[str, list[float]] = {k: [] for k in out}
+    if with_ours:
+        import soundsentry
+
+        from benchmarks.ours import stage_split
+
+        model = soundsentry.load_model("fan")
     for _ in range(repeats):
         t0 = time.perf_counter()
         for c in clips:
@@ -216,7 +225,13 @@ def bench(model_dir, clips: list[str], runtime: str, repeats: int) -> dict:
         t4 = time.perf_counter()
         for key, value in zip(("decode", "features", "encoder", "detector"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=False):
             out[key].append(value)
-    return {"n_clips": len(clips), "runtime": runtime, "seconds": out}
+        if with_ours:
+            for key, values in stage_split(model, clips, 1).items():
+                ours_out[key].extend(values)
+    result = {"n_clips": len(clips), "runtime": runtime, "seconds": out}
+    if with_ours:
+        result["ours_seconds"] = ours_out
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     timing.add_argument("--model-dir", required=True)
     timing.add_argument("--runtime", choices=["keras", "tflite"], default="keras")
     timing.add_argument("--repeats", type=int, default=3)
+    timing.add_argument("--with-ours", action="store_true", help="also time SoundSentry's stages, interleaved")
     timing.add_argument("list", help="file with one clip path per line")
     build = sub.add_parser("build")
     build.add_argument("--model-dir", required=True)
@@ -241,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         build_seed_model(args.model_dir, args.clips)
         return 0
     if args.command == "bench":
-        print(json.dumps(bench(args.model_dir, Path(args.list).read_text().split("\n"), args.runtime, args.repeats)))
+        print(json.dumps(bench(args.model_dir, Path(args.list).read_text().split("\n"), args.runtime, args.repeats,
+                               with_ours=args.with_ours)))
         return 0
     seed = SeedPath(args.model_dir, runtime=args.runtime)
     paths = []
