@@ -280,3 +280,7 @@ def test_study_keeps_only_machines_the_bundle_did_not_hear(fan_model):
     keys = [m.key for m in held_out_machines(clips, fan_model.card)]
     assert keys == [("fan", "id_00"), ("fan", "section_00", "MIMII DUE (DCASE2021 T2 dev)")]
     assert machine_key(clips[0]) == machine_key(clips[1])
+    # A bundle trained on several types (card entries carry no type) is matched to the clip rows by PCM sha256.
+    pump = Clip(path=DATA_DIR / "p.flac", machine_type="pump", machine_id="id_04", dataset="MIMII", pcm_sha256="ab" * 32)
+    general = {"machine_type": "general", "training": {"train_clips": [{"machine_id": "id_04", "pcm_sha256": "ab" * 32}]}}
+    assert [m.key for m in held_out_machines([*clips[:1], pump], general)] == [("fan", "id_00")]

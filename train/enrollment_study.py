@@ -97,11 +97,28 @@ class Machine:
         return dict(out)
 
 
-def _heard(card: dict) -> set[tuple[str, ...]]:
+def _training_entries(card: dict) -> list[dict]:
     training = card.get("training", {}) or {}
-    entries = list(training.get("train_clips", []) or []) + list(training.get("validation_clips", []) or [])
-    keys = set()
-    for e in entries:
+    return list(training.get("train_clips", []) or []) + list(training.get("validation_clips", []) or [])
+
+
+def _heard_clips(card: dict, clips: list[Clip]) -> list[Clip]:
+    """The rows of ``clips`` that the card lists as training or validation clips (by PCM sha256, else file name)."""
+    entries = _training_entries(card)
+    shas = {e.get("pcm_sha256") for e in entries} - {None, ""}
+    names = {e.get("file") for e in entries if not e.get("pcm_sha256")} - {None, ""}
+    return [c for c in clips if (c.pcm_sha256 and c.pcm_sha256 in shas) or c.path.name in names]
+
+
+def _heard(card: dict, clips: list[Clip] | None = None) -> set[tuple[str, ...]]:
+    """Machines the bundle heard. Card entries carry no machine type, so they are matched to ``clips``
+    rows first; entries not found there are read with the card's own machine type."""
+    found = _heard_clips(card, clips or [])
+    keys = {k for k in map(machine_key, found) if k is not None}
+    found_shas = {c.pcm_sha256 for c in found}
+    for e in _training_entries(card):
+        if e.get("pcm_sha256") and e["pcm_sha256"] in found_shas:
+            continue
         clip = Clip(
             path=Path(e.get("file", "")),
             machine_type=e.get("machine_type", card.get("machine_type", "")),
@@ -114,15 +131,18 @@ def _heard(card: dict) -> set[tuple[str, ...]]:
     return keys
 
 
-def heard_types(card: dict) -> set[str]:
-    training = card.get("training", {}) or {}
-    entries = list(training.get("train_clips", []) or []) + list(training.get("validation_clips", []) or [])
-    return {e.get("machine_type", card.get("machine_type", "")) for e in entries} - {""}
+def heard_types(card: dict, clips: list[Clip] | None = None) -> set[str]:
+    """Machine types the bundle's encoder heard (from ``clips`` rows matching the card, else the card's type)."""
+    found = _heard_clips(card, clips or [])
+    types = {c.machine_type for c in found}
+    if len(found) < len(_training_entries(card)):
+        types |= {e.get("machine_type", card.get("machine_type", "")) for e in _training_entries(card)}
+    return types - {""}
 
 
 def held_out_machines(clips: list[Clip], card: dict) -> list[Machine]:
     """Machines with clips in ``clips`` that the bundle's card does not list among its training/validation clips."""
-    heard = _heard(card)
+    heard = _heard(card, clips)
     machines: dict[tuple[str, ...], Machine] = {}
     for c in clips:
         key = machine_key(c)
@@ -270,7 +290,7 @@ def study_bundle(
 ) -> tuple[list[StudyRow], list[DriftRow]]:
     """AUC-vs-clips rows and drift rows for one bundle on the machines it did not hear."""
     cache = LatentCache(model)
-    types = heard_types(model.card)
+    types = heard_types(model.card, clips)
     rows: list[StudyRow] = []
     drift: list[DriftRow] = []
     for machine in held_out_machines(clips, model.card):
@@ -472,7 +492,7 @@ def run_study(
         entries = list(training.get("train_clips", []) or []) + list(training.get("validation_clips", []) or [])
         unknown = sum(1 for e in entries if not e.get("machine_id"))
         notes.append(
-            f"bundle `{model.name}`: encoder heard {', '.join(sorted(heard_types(model.card))) or '?'}; "
+            f"bundle `{model.name}`: encoder heard {', '.join(sorted(heard_types(model.card, clips))) or '?'}; "
             f"window centring `{center}`; training split: {training.get('split', '?')}"
             + (
                 f"; {unknown} of its training/validation clips have no machine id (if one is from a machine "
