@@ -261,16 +261,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _enrollment_section(args) -> str | None:
-    """The enrollment study's Markdown, from soundsentry.train.enrollment_study when it exists."""
+    """The enrollment study's Markdown (soundsentry.train.enrollment_study, on the shipped bundles), if it exists.
+
+    Its headings move two levels down to sit under this document's own "Enrollment study" heading.
+    """
     try:
-        from . import enrollment_study
+        from .enrollment_study import run_study
     except ImportError:
         return None
-    for name in ("markdown_section", "render_markdown", "section"):
-        fn = getattr(enrollment_study, name, None)
-        if callable(fn):
-            return fn(data=args.data)
-    return None
+    text = run_study(args.data, seed=args.seed, command=f"python -m soundsentry.train.enrollment_study --data {args.data}")
+    lines = text.strip().splitlines()
+    if lines and lines[0].lstrip("# ").lower() == "enrollment study":
+        lines = lines[1:]  # this document already has that heading
+    return "\n".join("##" + line if line.startswith("#") else line for line in lines)
 
 
 if __name__ == "__main__":
