@@ -321,6 +321,7 @@ def _add_evaluate_enroll(sub) -> None:
         "--detector", action="append", choices=["lof", "ocsvm"], help="detector(s) to fit (default: lof; ocsvm needs [train])"
     )
     enroll.add_argument("--name", help="model name in the card (default: the folder's name)")
+    enroll.add_argument("--machine-type", help="machine type in the card (default: the parent model's)")
     enroll.add_argument("--quantile", type=float, default=0.99, help="threshold quantile of the normal fit (default 0.99)")
     enroll.add_argument(
         "--no-level",

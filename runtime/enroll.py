@@ -599,6 +599,7 @@ def run_cli(args) -> int:
             out=args.out,
             detectors=args.detector or ("lof",),
             name=args.name,
+            machine_type=args.machine_type,
             quantile=args.quantile,
             level_normalization=not args.no_level,
             overwrite=args.force,

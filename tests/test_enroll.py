@@ -202,9 +202,10 @@ def test_ocsvm_enrollment_with_train_extra(fan_model, tmp_path):
 
 def test_cli_enroll_then_score(tmp_path, capsys):
     out = tmp_path / "my-slider"
-    code = main(["enroll", "--model", "fan", "--normal", str(SLIDER / "normal"), "--out", str(out)])
+    code = main(["enroll", "--model", "fan", "--normal", str(SLIDER / "normal"), "--out", str(out), "--machine-type", "slider"])
     err = capsys.readouterr().err
     assert code == 0, err
+    assert read_bundle(out).card["machine_type"] == "slider"
     assert "5 recordings" in err and "threshold" in err
     assert main(["score", "--model", str(out), "--format", "csv", *map(str, SLIDER_NORMAL[:1])]) in (0, 1)
     assert main(["info", str(out)]) == 0
