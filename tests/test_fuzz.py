@@ -12,6 +12,7 @@ import io
 import itertools
 import math
 import os
+import re
 import time
 from collections import Counter
 
@@ -210,7 +211,7 @@ def run_fuzz(model, folder, *, seconds: float, seed: int) -> Counter:
         assert took < MAX_CASE_SECONDS, f"{where}: took {took:.1f} s"
         if row.verdict == "error":
             assert row.error and not row.error.startswith(("unexpected", "not enough memory")), f"{where}: {row.error}"
-            outcomes["error: " + row.error.split(" (")[0].split(":")[0]] += 1
+            outcomes["error: " + re.sub(r"\d+", "N", row.error.split(" (")[0].split(":")[0])] += 1
         else:
             assert row.score is not None and math.isfinite(row.score), f"{where}: score {row.score}"
             outcomes["scored" + ("" if not row.flags else " (" + ",".join(row.flags) + ")")] += 1
