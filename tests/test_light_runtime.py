@@ -60,7 +60,7 @@ def test_runtime_scores_without_heavy_dependencies(tmp_path):
     assert report["streamed"] == report["score"]
     assert report["loaded"] == []
     lines = report["cli_out"].splitlines()
-    assert lines[0] == "path,score,verdict,threshold,detector,model,error"
+    assert lines[0] == "path,score,verdict,threshold,detector,model,flags,error"
     assert len(lines) == 1 + len(list(EXAMPLES_DIR.glob("*.flac")))
     assert all(",error," not in line for line in lines[1:])
     assert report["cli_code"] in (0, 1)
