@@ -11,6 +11,7 @@ import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from .audio import check_samples, read_audio, select_channel
@@ -126,6 +127,26 @@ def _score_chunk(paths: list[str], detector: str | None, threshold: float | None
     return [score_file(_worker_model, path, detector=detector, threshold=threshold) for path in paths]
 
 
+def _score_isolated(model_ref: str, path: str, detector: str | None, threshold: float | None, threads: int, model) -> Row:
+    """Score one file in a worker process of its own, so that if it kills the process (a
+    decoder crash) only its own row says so."""
+    try:
+        with ProcessPoolExecutor(max_workers=1, initializer=_init_worker, initargs=(model_ref, threads)) as pool:
+            (row,) = pool.submit(_score_chunk, [path], detector, threshold).result()
+            return row
+    except BrokenProcessPool:
+        detector = detector or model.default_detector
+        return Row(
+            path=path,
+            score=None,
+            verdict="error",
+            threshold=model.thresholds[detector] if threshold is None else threshold,
+            detector=detector,
+            model=model.name,
+            error="the worker process died while scoring this file (a decoder crash, or killed)",
+        )
+
+
 def score_files(
     model,
     paths: list[str],
@@ -138,7 +159,10 @@ def score_files(
     """Yield one row per path, in order. ``jobs > 1`` scores in worker processes, one model each.
 
     At most a few chunks per worker are in flight, so memory stays flat however many files
-    the batch holds, and closing the generator (Ctrl-C in the caller) cancels the rest.
+    the batch holds, and closing the generator (Ctrl-C in the caller) cancels the rest. If a
+    worker dies (killed, out of memory, a crash in a decoder), the files it may have been
+    scoring are scored again one by one, each in a process of its own, and the batch goes on
+    with a new pool.
     """
     if jobs <= 1 or len(paths) < 2:
         for path in paths:
@@ -146,14 +170,38 @@ def score_files(
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     model_ref = str(Path(model.bundle.root))
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(model_ref, threads))
-    pending: deque = deque()
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(model_ref, threads))
+
+    pool = new_pool()
+    pending: deque = deque()  # (chunk of paths, future of its rows), in input order
+    starts = iter(range(0, len(paths), chunksize))
     try:
-        for start in range(0, len(paths), chunksize):
-            pending.append(pool.submit(_score_chunk, paths[start : start + chunksize], detector, threshold))
-            while len(pending) >= 4 * jobs:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
+        while True:
+            while len(pending) < 4 * jobs:
+                start = next(starts, None)
+                if start is None:
+                    break
+                chunk = paths[start : start + chunksize]
+                pending.append((chunk, pool.submit(_score_chunk, chunk, detector, threshold)))
+            if not pending:
+                return
+            chunk, future = pending.popleft()
+            try:
+                rows = future.result()
+            except BrokenProcessPool:
+                log.warning("a worker process died; scoring its files again one by one")
+                pool.shutdown(wait=True, cancel_futures=True)
+                for redo, redo_future in [(chunk, future), *pending]:
+                    if redo_future.done() and not redo_future.cancelled() and redo_future.exception() is None:
+                        yield from redo_future.result()
+                    else:
+                        for path in redo:
+                            yield _score_isolated(model_ref, path, detector, threshold, threads, model)
+                pending.clear()
+                pool = new_pool()
+                continue
+            yield from rows
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -199,3 +199,28 @@ def test_resume_refuses_a_file_that_is_not_ours(batch_folder, tmp_path, capsys, 
 def test_resume_needs_a_readable_output_file(capsys, argv):
     code, _, err = _main(capsys, "score", str(DATA_CLIPS[0]), *argv)
     assert code == 2 and "--resume needs -o FILE" in err
+
+
+def test_a_worker_killed_mid_batch_loses_no_row(batch_folder, fan_model, caplog):
+    """A worker process dies (here SIGKILL, as the OOM killer would; a decoder crash looks the
+    same): its files are scored again in processes of their own and the batch goes on."""
+    psutil = pytest.importorskip("psutil")
+    from soundsentry.batch import find_audio_files, score_file, score_files
+
+    paths = find_audio_files([batch_folder])[:24]
+    rows = []
+    killed = None
+    for row in score_files(fan_model, paths, jobs=2, chunksize=2):
+        rows.append(row)
+        if len(rows) == 2:
+            workers = psutil.Process().children()
+            assert workers
+            killed = workers[0].pid
+            os.kill(killed, signal.SIGKILL)
+    assert killed is not None
+    assert "a worker process died" in caplog.text  # the recovery ran
+    expected = [score_file(fan_model, p, detector=None, threshold=None) for p in paths]
+    assert [r.path for r in rows] == paths
+    for got, want in zip(rows, expected, strict=True):
+        assert (got.verdict, got.error, got.flags) == (want.verdict, want.error, want.flags)
+        assert got.score == pytest.approx(want.score, rel=1e-5) if want.score is not None else got.score is None
