@@ -210,10 +210,12 @@ def test_a_worker_killed_mid_batch_loses_no_row(batch_folder, fan_model, caplog)
     paths = find_audio_files([batch_folder])[:24]
     rows = []
     killed = None
+    # Only processes the batch started are its workers (other tests may leave children running).
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     for row in score_files(fan_model, paths, jobs=2, chunksize=2):
         rows.append(row)
         if len(rows) == 2:
-            workers = psutil.Process().children()
+            workers = [p for p in psutil.Process().children() if p.pid not in before]
             assert workers
             killed = workers[0].pid
             os.kill(killed, signal.SIGKILL)
