@@ -26,9 +26,9 @@ from . import harness
 from .harness import REPO_ROOT, child_env, run_process
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "mimii"
-SECTIONS = ("latency", "throughput", "stages", "levers", "scaling", "long", "install")
+SECTIONS = ("latency", "throughput", "stages", "levers", "blas", "scaling", "long", "install")
 # Keys of the raw results each section fills.
-MEASURED = ("latency", "throughput", "stages_paired", "stages", "levers", "scaling", "long", "install")
+MEASURED = ("latency", "throughput", "stages_paired", "stages", "levers", "blas", "scaling", "long", "install")
 
 
 def find_clips(data: Path, machine_type: str) -> tuple[list[str], list[str], str]:
@@ -104,6 +104,17 @@ def bench_throughput(folder: Path, n: int, seed_dir: Path | None, list_file: Pat
             if r.returncode != 0:
                 raise RuntimeError(f"seed bench ({runtime}) failed:\n{r.stderr[-2000:]}")
             out[f"seed_{runtime}"] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def bench_blas(folder: Path, n: int, repeats: int, env: dict) -> dict:
+    """Lever: ``soundsentry score DIR`` with NumPy's default BLAS threads vs ``OPENBLAS_NUM_THREADS=1``, interleaved."""
+    out: dict = {"n": n, "default_s": [], "one_thread_s": []}
+    one = {**env, "OPENBLAS_NUM_THREADS": "1"}
+    base = {k: v for k, v in env.items() if k != "OPENBLAS_NUM_THREADS"}
+    for _ in range(repeats):
+        out["default_s"].append(checked(run_process(ours_cli([str(folder)]), env=base, cwd=REPO_ROOT), "score").seconds)
+        out["one_thread_s"].append(checked(run_process(ours_cli([str(folder)]), env=one, cwd=REPO_ROOT), "score").seconds)
     return out
 
 
@@ -207,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         for extra in args.combine[1:]:
             more = json.loads(extra.read_text())
             got = [k for k in MEASURED if k in more]
-            base.update({k: more[k] for k in got})
+            for k in got:
+                # Folder sizes and recording lengths measured in separate runs add up.
+                if k in ("scaling", "long") and isinstance(base.get(k), dict):
+                    base[k].update(more[k])
+                else:
+                    base[k] = more[k]
             runs.append({"command": more["command"], "started": more["started"], "sections": got})
         base["runs"] = runs
         args.out.with_suffix(".json").write_text(json.dumps(base, indent=1, default=str))
@@ -310,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
                 "lof": ours.lof_levers(model, clips, args.repeats),
                 "decode": ours.decode_levers(model, clips, args.repeats),
             }
+        if "blas" in sections:
+            log(f"BLAS threads lever ({args.clips} clips)")
+            folder = tmp / "throughput"
+            if not folder.exists():
+                harness.link_folder(clips, args.clips, folder)
+            results["blas"] = bench_blas(folder, args.clips, args.repeats, env)
         if sizes and "scaling" in sections:
             results["scaling"] = {}
             log(f"scaling {sizes}")
