@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-from soundsentry.onnx_session import default_session_options
+from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.onnx_session import default_session_options, open_session
 
 from .conftest import DATA_CLIPS
 
@@ -13,11 +14,13 @@ def test_spinning_is_off_and_latents_are_unchanged(fan_model):
     options = default_session_options(threads=2)
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     windows = np.concatenate([fan_model.windows(fan_model.features(fan_model.load(p))) for p in DATA_CLIPS])
-    # ONNX Runtime's own defaults (spinning threads) as the reference.
+    path = str(fan_model.bundle.path(fan_model.card["encoder"]["file"]))
+    ours = open_session(path, inputs=[ENCODER_INPUT], outputs=[ENCODER_OUTPUT], options=options)
+    # ONNX Runtime's own defaults (spinning threads) as the reference, on the same graph file.
     plain = ort.SessionOptions()
     plain.intra_op_num_threads = 2
-    reference = ort.InferenceSession(
-        str(fan_model.bundle.path(fan_model.card["encoder"]["file"])), sess_options=plain,
-        providers=["CPUExecutionProvider"],
-    ).run(None, {"logmel": windows})[0]
-    np.testing.assert_array_equal(fan_model.embed(windows), reference)
+    reference = ort.InferenceSession(path, sess_options=plain, providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(
+        ours.run([ENCODER_OUTPUT], {ENCODER_INPUT: windows})[0],
+        reference.run([ENCODER_OUTPUT], {ENCODER_INPUT: windows})[0],
+    )
