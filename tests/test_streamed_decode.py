@@ -34,9 +34,10 @@ def test_streamed_file_scores_equal_whole_file(fan_model, clip, block_frames):
     whole = fan_model.score(clip)
     streamed = score_file_streamed(fan_model, clip, block_frames=block_frames)
     assert streamed.window_scores.shape == whole.window_scores.shape
-    np.testing.assert_allclose(streamed.window_scores, whole.window_scores, rtol=1e-6, atol=1e-9)
+    # Float32 rounding of the encoder differs with how windows are batched; OC-SVM scores sit near 0.
+    np.testing.assert_allclose(streamed.window_scores, whole.window_scores, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(streamed.window_starts, whole.window_starts)
-    assert streamed.score == pytest.approx(whole.score, rel=1e-6)
+    assert streamed.score == pytest.approx(whole.score, rel=1e-5, abs=1e-6)
     assert (streamed.verdict, streamed.threshold, streamed.path) == (whole.verdict, whole.threshold, str(clip))
     assert streamed.extra["flags"] == decode_file(fan_model, str(clip))[1]
 
@@ -76,7 +77,7 @@ def test_batch_streams_long_recordings_with_whole_file_results(fan_model, long_r
     monkeypatch.setattr("soundsentry.batch.decode_file", no_whole_file_decoding)
     row = score_file(fan_model, str(long_recording), detector=None, threshold=None)
     assert row.error in ("", None)
-    assert row.score == pytest.approx(whole.score, rel=1e-6)
+    assert row.score == pytest.approx(whole.score, rel=1e-5, abs=1e-6)
     assert (row.verdict, tuple(row.flags)) == (whole.verdict, tuple(flags))
 
 
@@ -144,5 +145,5 @@ def test_model_score_streams_long_files(fan_model, long_recording, monkeypatch):
 
     monkeypatch.setattr(fan_model, "load", no_whole_file_decoding)
     result = fan_model.score(long_recording)
-    np.testing.assert_allclose(result.window_scores, whole.window_scores, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(result.window_scores, whole.window_scores, rtol=1e-5, atol=1e-6)
     assert (result.verdict, result.path) == (whole.verdict, str(long_recording))
