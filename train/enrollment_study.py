@@ -412,7 +412,7 @@ def _markdown(rows: list[StudyRow], drift: list[DriftRow], *, notes: list[str], 
         "## AUC against the number of enrolled normal clips",
         "",
         "Enrolled and tested within one recording session (the machine's largest); test = the session's normal clips "
-        "not enrolled + its abnormal clips. Row `0 (shipped detector)`: the bundle's own detector and threshold, "
+        "not enrolled + its abnormal clips. Row `0 (shipped detector)`: the bundle's own LOF detector and threshold, "
         "no enrollment, on all of the session's clips.",
         "",
         "| bundle | machine (type heard by encoder?) | session | enrolled clips | draws | test normal / abnormal "
