@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.from_json:
         results = json.loads(args.from_json.read_text())
+        results["rerendered_by"] = "python -m soundsentry.train.accuracy " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
     else:
         results = run(args)
         results["command"] = "python -m soundsentry.train.accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
