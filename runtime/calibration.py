@@ -27,6 +27,16 @@ __all__ = [
 MAD_TO_SIGMA = 1.4826
 
 
+def _checked_scores(scores: Sequence[float], *, quantile: float) -> list[float]:
+    """The calibration scores as floats, after the checks both threshold rules share."""
+    values = [float(s) for s in scores]
+    if not values:
+        raise ValueError("a threshold needs at least one normal calibration score")
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    return values
+
+
 def robust_threshold(scores: Sequence[float], *, quantile: float = 0.99) -> float:
     """Upper ``quantile`` of a normal distribution fitted robustly (median, 1.4826 x MAD) to normal clips' scores.
 
@@ -44,11 +54,7 @@ def robust_threshold(scores: Sequence[float], *, quantile: float = 0.99) -> floa
     -------
     float
     """
-    values = [float(s) for s in scores]
-    if not values:
-        raise ValueError("a threshold needs at least one normal calibration score")
-    if not 0.0 < quantile < 1.0:
-        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    values = _checked_scores(scores, quantile=quantile)
     median = statistics.median(values)
     mad = statistics.median(abs(s - median) for s in values)
     spread = max(MAD_TO_SIGMA * mad, 1e-6 * max(abs(median), 1.0))
@@ -103,13 +109,9 @@ def lognormal_threshold(
     -------
     float
     """
-    values = [float(s) for s in scores]
-    if not values:
-        raise ValueError("a threshold needs at least one normal calibration score")
+    values = _checked_scores(scores, quantile=quantile)
     if min(values) <= 0:
         raise ValueError("the log-normal rule needs positive scores (LOF); use robust_threshold for others")
-    if not 0.0 < quantile < 1.0:
-        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
     logs = [math.log(v) for v in values]
     n_recordings = len(values) if n_recordings is None else n_recordings
     z = statistics.NormalDist().inv_cdf(quantile)
