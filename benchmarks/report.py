@@ -17,8 +17,8 @@ DECISIONS = {
              " a second, and it would ship a second, ONNX Runtime-version-specific graph",
     "lof": "kept: one matrix product per clip (the runtime's LOF); batching clips together is not worth the"
            " coupling of files",
-    "blas": "documented, not forced: with several jobs or a busy CPU, set `OPENBLAS_NUM_THREADS=1` (scores"
-            " bit-for-bit the same); the package cannot set it itself, NumPy reads it when first imported",
+    "blas": "kept: the CLI sets `OPENBLAS_NUM_THREADS=1` before NumPy loads, unless the user set it"
+            " (scores bit-for-bit the same)",
     "decode_threads": "not kept: decoding ahead in a thread did not speed up the decode-and-score loop; "
                       "`--jobs N` processes are the parallel path",
 }
@@ -308,7 +308,7 @@ def render(res: dict) -> str:
           f"{DECISIONS['decode_threads']} |")
     bl = res.get("blas")
     if bl:
-        for key, label in (("default_s", "NumPy's default (one OpenBLAS thread per core, current)"),
+        for key, label in (("default_s", "NumPy's default (one OpenBLAS thread per core)"),
                            ("one_thread_s", "`OPENBLAS_NUM_THREADS=1`")):
             w(f"| BLAS threads | `soundsentry score DIR` ({bl['n']} clips, end to end), {label} | "
               f"{fmt_spread(_ms_per_clip(bl[key], bl['n']), ' ms')} | {_ratio(bl['default_s'], bl[key])} | "

@@ -111,7 +111,9 @@ def bench_blas(folder: Path, n: int, repeats: int, env: dict) -> dict:
     """Lever: ``soundsentry score DIR`` with NumPy's default BLAS threads vs ``OPENBLAS_NUM_THREADS=1``, interleaved."""
     out: dict = {"n": n, "default_s": [], "one_thread_s": []}
     one = {**env, "OPENBLAS_NUM_THREADS": "1"}
-    base = {k: v for k, v in env.items() if k != "OPENBLAS_NUM_THREADS"}
+    # The CLI now asks for one BLAS thread itself, so the baseline names NumPy's own default
+    # (one OpenBLAS thread per core) explicitly.
+    base = {**env, "OPENBLAS_NUM_THREADS": str(os.cpu_count() or 1)}
     for _ in range(repeats):
         out["default_s"].append(checked(run_process(ours_cli([str(folder)]), env=base, cwd=REPO_ROOT), "score").seconds)
         out["one_thread_s"].append(checked(run_process(ours_cli([str(folder)]), env=one, cwd=REPO_ROOT), "score").seconds)

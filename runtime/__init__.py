@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
-from .bundle import list_shipped_models
 from .errors import (
     AudioDecodeError,
     AudioError,
@@ -23,12 +23,29 @@ from .errors import (
     ModelNotFoundError,
     SoundSentryError,
 )
-from .model import Model, ScoreResult, load_model
 
 try:
     __version__ = version("soundsentry")
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
+
+# NumPy and ONNX Runtime are imported on first use, not with the package: the command line
+# must be able to parse its arguments and set NumPy's thread count before NumPy loads.
+_LAZY = {"Model": ".model", "ScoreResult": ".model", "load_model": ".model", "list_shipped_models": ".bundle"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AudioDecodeError",

@@ -7,6 +7,7 @@ errors are instant. Exit status of ``score``: see :data:`EXIT_CODES`.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -356,9 +357,24 @@ def _train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _one_blas_thread() -> None:
+    """Ask NumPy's BLAS for one thread per process, unless the user chose otherwise.
+
+    Our matrix products are small (the mel filterbank, LOF distances): extra BLAS threads cost
+    more than they give and fight with ``--jobs`` workers and ONNX Runtime for the cores. This
+    made ``soundsentry score`` 1.8x faster with identical scores (docs/performance.md, "BLAS
+    threads"). NumPy reads the variables once, when it is first imported, so this runs before.
+    """
+    if "numpy" in sys.modules:
+        return
+    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _one_blas_thread()
     if args.version:
         from . import __version__
 

@@ -252,3 +252,24 @@ def test_output_into_missing_folder_is_a_usage_error_not_an_anomaly(capsys, tmp_
     code, _, err = _run(capsys, "score", *EXAMPLES, "-o", str(tmp_path / "no" / "such" / "out.csv"))
     assert code == 2
     assert "out.csv" in err
+
+
+_BLAS_THREADS = """
+import sys
+import soundsentry.cli as cli
+assert "numpy" not in sys.modules, "importing the CLI imported NumPy"
+cli._one_blas_thread()
+import numpy
+from threadpoolctl import threadpool_info
+print(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+"""
+
+
+@pytest.mark.parametrize("user_setting", [None, "2"])
+def test_cli_runs_numpy_with_one_blas_thread_unless_the_user_chose(user_setting):
+    pytest.importorskip("threadpoolctl")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+    if user_setting is not None:
+        env["OPENBLAS_NUM_THREADS"] = env["MKL_NUM_THREADS"] = user_setting
+    out = subprocess.run([sys.executable, "-c", _BLAS_THREADS], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout.strip()) == int(user_setting or 1)
