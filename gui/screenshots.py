@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path, help="folder for the PNGs (e.g. docs/images)")
     p.add_argument("--examples", type=Path, default=EXAMPLES)
     p.add_argument("--model", default="fan")
-    p.add_argument("--hand-threshold", type=float, default=3.0, help="threshold for gui-threshold.png")
+    p.add_argument("--hand-threshold", type=float, default=-0.24, help="threshold for gui-threshold.png")
     args = p.parse_args(argv)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
