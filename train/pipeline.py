@@ -13,7 +13,6 @@ import hashlib
 import logging
 import platform
 import shutil
-import statistics
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,13 +21,14 @@ from typing import Any
 import numpy as np
 from soundsentry.audio import read_audio, resample
 from soundsentry.bundle import FORMAT, FORMAT_VERSION
+from soundsentry.calibration import robust_threshold
 from soundsentry.detectors import LocalOutlierFactor
 from soundsentry.features import FeatureParams, center_windows, log_mel_spectrogram, sliding_windows
 from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
 
 from .data import Clip, Split
 
-__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "robust_threshold", "train_bundle"]
+__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "train_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +111,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def robust_threshold(scores: list[float], quantile: float) -> float:
-    """Upper ``quantile`` of a normal distribution fitted robustly (median, 1.4826 x MAD) to normal clips' scores.
-
-    Robust because one odd calibration clip (another microphone, a machine heard once) would
-    otherwise inflate the spread and put the threshold far above every typical normal clip.
-    """
-    median = statistics.median(scores)
-    mad = statistics.median(abs(s - median) for s in scores)
-    spread = max(1.4826 * mad, 1e-6 * max(abs(median), 1.0))
-    return float(statistics.NormalDist(median, spread).inv_cdf(quantile))
 
 
 def _train_autoencoder(config: TrainConfig, train_x: np.ndarray, val_x: np.ndarray):
@@ -220,7 +208,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         loo_svm = OneClassSVM(nu=config.ocsvm_nu, gamma="scale").fit(rest)
         calib["lof"].append(float(np.mean(loo_lof.anomaly_score(lat))))
         calib["ocsvm"].append(float(np.mean(-loo_svm.decision_function(lat))))
-    thresholds = {k: robust_threshold(v, config.threshold_quantile) for k, v in calib.items()}
+    thresholds = {k: robust_threshold(v, quantile=config.threshold_quantile) for k, v in calib.items()}
 
     out = Path(out)
     if out.exists():

@@ -20,10 +20,11 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from soundsentry.calibration import robust_threshold
 from soundsentry.features import FeatureParams
 
 from .data import Clip
-from .pipeline import clip_spectrograms, robust_threshold
+from .pipeline import clip_spectrograms
 
 __all__ = ["DcaseBaseline", "SeedReference", "dcase_vectors", "seed_image"]
 
@@ -118,7 +119,7 @@ class SeedReference:
             rest = np.delete(train_features, i, axis=0)
             loo = LocalOutlierFactor(n_neighbors=min(k, len(rest) - 1), novelty=True).fit(rest)
             calib.append(float(-loo.score_samples(train_features[i : i + 1])[0]))
-        self.threshold_ = robust_threshold(calib, self.threshold_quantile)
+        self.threshold_ = robust_threshold(calib, quantile=self.threshold_quantile)
         return self
 
     def score(self, clips: list[Clip], *, cache: dict | None = None) -> np.ndarray:
@@ -167,7 +168,7 @@ class DcaseBaseline:
             verbose=0,
         )
         self.train_loss_ = float(history.history["loss"][-1])
-        self.threshold_ = robust_threshold(list(self.score(validation, cache=cache)), self.threshold_quantile)
+        self.threshold_ = robust_threshold(list(self.score(validation, cache=cache)), quantile=self.threshold_quantile)
         return self
 
     def score(self, clips: list[Clip], *, cache: dict | None = None) -> np.ndarray:
