@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from soundsentry.detectors import LocalOutlierFactor, OneClassSVMOnnx
+from soundsentry.detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis, OneClassSVMOnnx
 from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
 from soundsentry.onnx_session import open_session
 
 from .errors import ExportCheckError
 
-__all__ = ["check_encoder", "check_lof", "check_ocsvm", "max_relative_error"]
+__all__ = ["check_encoder", "check_knn", "check_lof", "check_mahalanobis", "check_ocsvm", "max_relative_error"]
 
 
 def max_relative_error(got: np.ndarray, want: np.ndarray, *, floor: float) -> float:
@@ -52,4 +52,32 @@ def check_lof(lof: LocalOutlierFactor, reference: np.ndarray, queries: np.ndarra
     err = max_relative_error(lof.score_samples(queries), sk.score_samples(queries), floor=1e-12)
     if not err <= tol:
         raise ExportCheckError(f"NumPy LOF differs from scikit-learn by {err:.2e} (relative), tolerance {tol}")
+    return err
+
+
+def check_knn(knn: KNearestNeighbors, reference: np.ndarray, queries: np.ndarray, *, tol: float = 1e-5) -> float:
+    """NumPy kNN vs ``sklearn.neighbors.NearestNeighbors`` (mean of the k distances); returns max relative error."""
+    from sklearn.neighbors import NearestNeighbors
+
+    distances, _ = NearestNeighbors(n_neighbors=knn.n_neighbors_).fit(reference).kneighbors(queries)
+    want = distances.mean(axis=1)
+    # A query at a reference point has a true distance of 0 that both compute only to ~sqrt(eps) x its norm,
+    # so tiny distances are compared at a hundredth of the largest one.
+    err = max_relative_error(knn.anomaly_score(queries), want, floor=1e-2 * float(np.abs(want).max()) or 1e-12)
+    if not err <= tol:
+        raise ExportCheckError(f"NumPy kNN differs from scikit-learn by {err:.2e} (relative), tolerance {tol}")
+    return err
+
+
+def check_mahalanobis(maha: Mahalanobis, reference: np.ndarray, queries: np.ndarray, *, tol: float = 1e-5) -> float:
+    """NumPy Mahalanobis vs ``sklearn.covariance.LedoitWolf``; returns max relative error of the squared distance.
+
+    scikit-learn's ``mahalanobis`` returns the squared distance, the runtime's score its square root.
+    """
+    from sklearn.covariance import LedoitWolf
+
+    want = LedoitWolf().fit(reference).mahalanobis(queries)
+    err = max_relative_error(maha.anomaly_score(queries) ** 2, want, floor=1e-2 * float(np.abs(want).max()) or 1e-12)
+    if not err <= tol:
+        raise ExportCheckError(f"NumPy Mahalanobis differs from scikit-learn by {err:.2e} (relative), tolerance {tol}")
     return err

@@ -31,6 +31,9 @@ EXIT_CODES = {
     EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); the rows so far are kept, --resume finishes",
 }
 
+#: Detector kinds a bundle can hold (kept here, not imported, so arguments parse before NumPy loads).
+DETECTOR_CHOICES = ["lof", "ocsvm", "knn", "mahalanobis"]
+
 
 def _epilog() -> str:
     return "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
@@ -56,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("paths", nargs="+", metavar="PATH", help="audio files (WAV, FLAC, OGG) or folders")
     score.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
-    score.add_argument("--detector", choices=["lof", "ocsvm"], help="detector (default: the model's)")
+    score.add_argument("--detector", choices=DETECTOR_CHOICES, help="detector (default: the model's)")
     score.add_argument(
         "--threshold",
         type=float,
@@ -297,7 +300,7 @@ def _add_evaluate_enroll(sub) -> None:
     )
     evaluate.add_argument("data", nargs="+", metavar="DATA", help="folders with normal/ and abnormal/, or clips.csv files")
     evaluate.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
-    evaluate.add_argument("--detector", action="append", choices=["lof", "ocsvm"], help="detector(s) (default: all)")
+    evaluate.add_argument("--detector", action="append", choices=DETECTOR_CHOICES, help="detector(s) (default: all)")
     evaluate.add_argument("-o", "--output", type=Path, help="Markdown report (default: evaluation_<model>.md)")
     evaluate.add_argument(
         "--machine-type",
@@ -319,7 +322,10 @@ def _add_evaluate_enroll(sub) -> None:
     enroll.add_argument("--normal", nargs="+", required=True, metavar="PATH", help="normal recordings: files or folders")
     enroll.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the new bundle")
     enroll.add_argument(
-        "--detector", action="append", choices=["lof", "ocsvm"], help="detector(s) to fit (default: lof; ocsvm needs [train])"
+        "--detector",
+        action="append",
+        choices=DETECTOR_CHOICES,
+        help="detector(s) to fit, the first is the default (default: lof; ocsvm needs [train])",
     )
     enroll.add_argument("--name", help="model name in the card (default: the folder's name)")
     enroll.add_argument("--machine-type", help="machine type in the card (default: the parent model's)")

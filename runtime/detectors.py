@@ -15,7 +15,14 @@ import numpy as np
 
 from .errors import ModelIntegrityError
 
-__all__ = ["LocalOutlierFactor", "OneClassSVMOnnx", "pairwise_distances"]
+__all__ = [
+    "KNearestNeighbors",
+    "LocalOutlierFactor",
+    "Mahalanobis",
+    "OneClassSVMOnnx",
+    "ledoit_wolf",
+    "pairwise_distances",
+]
 
 # scikit-learn adds this to mean reachability distances to avoid dividing by zero.
 _LRD_EPS = 1e-10
@@ -132,6 +139,203 @@ class LocalOutlierFactor:
         # Recompute nothing: the stored reference float32 rounding is what scoring uses.
         lof.reference_, lof.k_distance_, lof.lrd_, lof.n_neighbors_ = reference, k_distance, lrd, k
         return lof
+
+
+class KNearestNeighbors:
+    """Mean distance to the k nearest normal reference points, in NumPy.
+
+    The anomaly score is the mean Euclidean distance from a query to its ``n_neighbors``
+    nearest reference points, i.e. the mean of
+    ``sklearn.neighbors.NearestNeighbors(n_neighbors=k).fit(reference).kneighbors(X)[0]``
+    over each row. A query is never its own neighbour: scoring is novelty detection, the
+    queries are not part of the reference set. ``score_samples`` is its negation.
+
+    Parameters
+    ----------
+    n_neighbors : int
+        Neighbours averaged; must not exceed the number of reference points.
+    block_size : int
+        Queries scored at a time; memory is ``block_size x n_reference`` distances.
+
+    Attributes
+    ----------
+    reference_ : np.ndarray, shape (n_reference, n_features)
+        Latent vectors of normal windows.
+    n_neighbors_ : int
+    """
+
+    def __init__(self, *, n_neighbors: int = 5, block_size: int = 1024) -> None:
+        self.n_neighbors = n_neighbors
+        self.block_size = block_size
+
+    def fit(self, X: np.ndarray) -> KNearestNeighbors:
+        """Keep normal latents ``X`` of shape (n_samples, n_features) as the reference set.
+
+        Raises
+        ------
+        ValueError
+            ``X`` is not 2-D, or ``n_neighbors`` is not in ``1..n_samples``.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] < 1:
+            raise ValueError("kNN needs a 2-D array with at least one reference point")
+        k = int(self.n_neighbors)
+        if not 1 <= k <= X.shape[0]:
+            raise ValueError(f"kNN n_neighbors={k} needs 1 <= n_neighbors <= the {X.shape[0]} reference points")
+        self.reference_ = X
+        self.n_neighbors_ = k
+        return self
+
+    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        """Mean distance of each row of ``X`` (n_samples, n_features) to its k nearest reference points, shape (n_samples,)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        out = np.empty(X.shape[0])
+        # Blocks bound memory to block_size x n_reference distances whatever the batch.
+        for start in range(0, X.shape[0], self.block_size):
+            block = X[start : start + self.block_size]
+            nd, _ = _k_nearest(pairwise_distances(block, self.reference_), self.n_neighbors_)
+            out[start : start + len(block)] = nd.mean(axis=1)
+        return out
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Negated mean k-nearest distance (higher = more normal), shape (n_samples,)."""
+        return -self.anomaly_score(X)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted state as a plain ``.npz`` (no pickle)."""
+        np.savez(path, reference=self.reference_.astype(np.float32), n_neighbors=np.int64(self.n_neighbors_))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> KNearestNeighbors:
+        """Read a state written by :meth:`save`; refuses pickled content and inconsistent shapes."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                reference = np.asarray(data["reference"], dtype=np.float64)
+                k = int(data["n_neighbors"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelIntegrityError(f"{path}: not a valid kNN reference set ({exc})") from exc
+        n = reference.shape[0] if reference.ndim == 2 else -1
+        if n < 1 or not 1 <= k <= n or not np.isfinite(reference).all():
+            raise ModelIntegrityError(f"{path}: kNN reference set has inconsistent shapes or values")
+        knn = cls(n_neighbors=k)
+        knn.reference_, knn.n_neighbors_ = reference, k
+        return knn
+
+
+def ledoit_wolf(X: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ledoit-Wolf shrunk covariance of ``X`` (n_samples, n_features) and its shrinkage.
+
+    The formula of ``sklearn.covariance.ledoit_wolf`` (not assuming centred data): the
+    empirical (biased, ``1/n``) covariance is pulled towards ``mu * I``, ``mu`` the mean
+    variance, by the shrinkage that minimises the expected squared error. Few, correlated
+    windows make the plain covariance near-singular; the shrunk one stays invertible as
+    long as any feature varies.
+
+    Returns
+    -------
+    covariance : np.ndarray, shape (n_features, n_features)
+    shrinkage : float in [0, 1]
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    X = X - X.mean(axis=0)
+    emp_cov = X.T @ X / n
+    if d == 1:
+        # scikit-learn does not shrink a single feature.
+        return emp_cov, 0.0
+    X2 = X * X
+    emp_cov_trace = X2.sum(axis=0) / n
+    mu = float(emp_cov_trace.sum()) / d
+    beta_ = float(np.sum(X2.T @ X2))
+    delta_ = float(np.sum(emp_cov**2))
+    beta = (beta_ / n - delta_) / (d * n)
+    delta = (delta_ - 2.0 * mu * float(emp_cov_trace.sum()) + d * mu**2) / d
+    beta = min(beta, delta)
+    shrinkage = 0.0 if beta == 0 else beta / delta
+    covariance = (1.0 - shrinkage) * emp_cov
+    covariance.flat[:: d + 1] += shrinkage * mu
+    return covariance, float(shrinkage)
+
+
+def _pinvh(a: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse of a symmetric matrix, eigenvalues below ``d * eps * max|eigenvalue|`` dropped (as scipy's pinvh)."""
+    w, v = np.linalg.eigh(a)
+    cutoff = a.shape[0] * np.finfo(np.float64).eps * (np.abs(w).max() if w.size else 0.0)
+    keep = np.abs(w) > cutoff
+    return (v[:, keep] / w[keep]) @ v[:, keep].T
+
+
+class Mahalanobis:
+    """Mahalanobis distance to the normal latents' mean under a Ledoit-Wolf shrunk covariance, in NumPy.
+
+    ``anomaly_score`` is the distance itself, ``sqrt((x - location_) precision_ (x - location_))``,
+    so its scale is that of a distance; ``sklearn.covariance.LedoitWolf().fit(reference).mahalanobis(X)``
+    returns its square. ``score_samples`` is its negation.
+
+    Attributes
+    ----------
+    location_ : np.ndarray, shape (n_features,)
+        Mean of the reference latents.
+    precision_ : np.ndarray, shape (n_features, n_features)
+        Pseudo-inverse of the shrunk covariance.
+    shrinkage_ : float
+        Ledoit-Wolf shrinkage towards a scaled identity, in [0, 1].
+    n_reference_ : int
+        Reference points it was fitted on.
+    """
+
+    def fit(self, X: np.ndarray) -> Mahalanobis:
+        """Fit on normal latents ``X`` of shape (n_samples, n_features), n_samples >= 2."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] < 2:
+            raise ValueError("Mahalanobis needs a 2-D array with at least two reference points")
+        if not np.isfinite(X).all():
+            raise ValueError("Mahalanobis reference points must be finite")
+        covariance, self.shrinkage_ = ledoit_wolf(X)
+        self.location_ = X.mean(axis=0)
+        self.precision_ = _pinvh(covariance)
+        self.n_reference_ = int(X.shape[0])
+        return self
+
+    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of each row of ``X`` (n_samples, n_features), shape (n_samples,)."""
+        centred = np.atleast_2d(np.asarray(X, dtype=np.float64)) - self.location_
+        # Clamped at 0: rounding can make the quadratic form of a near-null direction slightly negative.
+        return np.sqrt(np.maximum(np.einsum("ij,ij->i", centred @ self.precision_, centred), 0.0))
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Negated Mahalanobis distance (higher = more normal), shape (n_samples,)."""
+        return -self.anomaly_score(X)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted state as a plain ``.npz`` (no pickle)."""
+        np.savez(
+            path,
+            location=self.location_,
+            precision=self.precision_,
+            shrinkage=np.float64(self.shrinkage_),
+            n_reference=np.int64(self.n_reference_),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Mahalanobis:
+        """Read a state written by :meth:`save`; refuses pickled content and inconsistent shapes."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                location = np.asarray(data["location"], dtype=np.float64)
+                precision = np.asarray(data["precision"], dtype=np.float64)
+                shrinkage = float(data["shrinkage"])
+                n_reference = int(data["n_reference"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelIntegrityError(f"{path}: not a valid Mahalanobis state ({exc})") from exc
+        d = location.shape[0] if location.ndim == 1 else -1
+        if d < 1 or precision.shape != (d, d) or n_reference < 2:
+            raise ModelIntegrityError(f"{path}: Mahalanobis state has inconsistent shapes")
+        if not (np.isfinite(location).all() and np.isfinite(precision).all() and 0.0 <= shrinkage <= 1.0):
+            raise ModelIntegrityError(f"{path}: Mahalanobis state holds non-finite or out-of-range values")
+        maha = cls()
+        maha.location_, maha.precision_, maha.shrinkage_, maha.n_reference_ = location, precision, shrinkage, n_reference
+        return maha
 
 
 class OneClassSVMOnnx:

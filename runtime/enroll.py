@@ -6,8 +6,8 @@ the user's normal recordings, and the threshold is calibrated from those recordi
 1. every recording -> the model's channel policy, features, windows -> encoder latents; unless
    the parent already does, each window's level (mean dB) is moved to the enrolled recordings'
    median level first, so another gain, distance or room loudness is not flagged;
-2. LOF (NumPy, always) and optionally a One-Class SVM (scikit-learn + skl2onnx, the
-   ``[train]`` extra) are fitted on all windows;
+2. the chosen detectors are fitted on all windows: LOF, kNN and Mahalanobis in NumPy (plain
+   install), a One-Class SVM with scikit-learn + skl2onnx (the ``[train]`` extra);
 3. calibration scores: each recording is scored by a detector refitted without it
    (leave-one-recording-out), so the scores show how much one normal recording differs from
    the others. A single recording cannot show that; it is cut into blocks of
@@ -15,8 +15,8 @@ the user's normal recordings, and the threshold is calibrated from those recordi
    block *and* without the windows that overlap it (leave-one-block-out);
 4. threshold: for LOF, :func:`soundsentry.calibration.lognormal_threshold` (a log-normal
    prediction bound whose spread is pooled with a prior, so one to three recordings do not
-   give a threshold that flags the next normal recording); for OC-SVM the training rule
-   :func:`soundsentry.calibration.robust_threshold`;
+   give a threshold that flags the next normal recording; its prior spread was measured on LOF
+   scores); for the other detectors the training rule :func:`soundsentry.calibration.robust_threshold`;
 5. a complete new bundle (encoder copy, detector files, card) is written and loaded back.
 
 Abnormal recordings take no part in any step.
@@ -43,7 +43,7 @@ import numpy as np
 from .batch import find_audio_files
 from .bundle import CARD_NAME, file_sha256
 from .calibration import lognormal_threshold, lognormal_threshold_rule, robust_threshold, robust_threshold_rule
-from .detectors import LocalOutlierFactor
+from .detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis
 from .errors import AudioTooShortError, EnrollmentError, SoundSentryError
 from .model import Model, aggregate_scores, load_model
 
@@ -66,7 +66,9 @@ log = logging.getLogger(__name__)
 #: One normal recording: a file or folder path, ``(samples, sample_rate)``, or samples at the model's rate.
 NormalInput = Union[str, "os.PathLike[str]", tuple[np.ndarray, int], np.ndarray]
 
-DETECTOR_FILES = {"lof": "lof.npz", "ocsvm": "ocsvm.onnx"}
+DETECTOR_FILES = {"lof": "lof.npz", "ocsvm": "ocsvm.onnx", "knn": "knn.npz", "mahalanobis": "mahalanobis.npz"}
+#: Detectors fitted in NumPy, so enrollment from the plain install can use them; the others need ``[train]``.
+NUMPY_DETECTORS = frozenset({"lof", "knn", "mahalanobis"})
 TRAIN_EXTRA_HINT = 'pip install "soundsentry[train]"'
 
 
@@ -286,18 +288,28 @@ def _require_train_extra(detector: str) -> None:
     if missing:
         raise EnrollmentError(
             f"{detector} enrollment needs the [train] extra ({', '.join(missing)} not installed): {TRAIN_EXTRA_HINT}; "
-            "LOF enrollment works without it (detectors=('lof',))"
+            "LOF, kNN and Mahalanobis enrollment work without it (detectors=('lof',))"
         )
 
 
 def fit_detector(name: str, latents: np.ndarray, *, params: dict[str, Any]):
     """Fit detector ``name`` on normal latents (n, d); returns an object with ``anomaly_score``.
 
-    ``"lof"`` is the NumPy :class:`~soundsentry.detectors.LocalOutlierFactor`; ``"ocsvm"`` is
-    scikit-learn's ``OneClassSVM`` (needs the ``[train]`` extra), wrapped to score like the runtime.
+    ``"lof"``, ``"knn"`` and ``"mahalanobis"`` are the NumPy detectors of :mod:`soundsentry.detectors`;
+    ``"ocsvm"`` is scikit-learn's ``OneClassSVM`` (needs the ``[train]`` extra), wrapped to score like the runtime.
     """
     if name == "lof":
         return LocalOutlierFactor(n_neighbors=int(params.get("n_neighbors", 20))).fit(latents)
+    if name == "knn":
+        k = int(params.get("n_neighbors", 5))
+        if k > len(latents):
+            raise EnrollmentError(
+                f"kNN with {k} neighbours needs at least {k} reference windows, a refit has {len(latents)}; "
+                "enroll more audio"
+            )
+        return KNearestNeighbors(n_neighbors=k).fit(latents)
+    if name == "mahalanobis":
+        return Mahalanobis().fit(latents)
     if name == "ocsvm":
         _require_train_extra(name)
         from sklearn.svm import OneClassSVM
@@ -331,8 +343,9 @@ def enrollment_threshold(detector: str, scores: Sequence[float], *, quantile: fl
     """Threshold from normal calibration scores and its rule in words.
 
     LOF scores are positive ratios: :func:`~soundsentry.calibration.lognormal_threshold`, which
-    stays sensible with one to a few recordings. Other scores can be negative (OC-SVM):
-    :func:`~soundsentry.calibration.robust_threshold`, the training pipeline's rule.
+    stays sensible with one to a few recordings (its prior spread was measured on LOF scores, so
+    it is not reused for other detectors). Other scores (OC-SVM, which can be negative; kNN and
+    Mahalanobis distances): :func:`~soundsentry.calibration.robust_threshold`, the training pipeline's rule.
     """
     if detector == "lof":
         return (
@@ -348,6 +361,8 @@ def _detector_params(model: Model, name: str, n_neighbors: int | None, nu: float
         return {"n_neighbors": int(n_neighbors or parent.get("n_neighbors", 20))}
     if name == "ocsvm":
         return {"nu": float(nu or parent.get("nu", 0.05)), "gamma": "scale"}
+    if name == "knn":
+        return {"n_neighbors": int(n_neighbors or parent.get("n_neighbors", 5))}
     return {}
 
 
@@ -405,12 +420,12 @@ def enroll(
         tuples or arrays at the model's rate; samples of shape (n,) or (n, channels).
     out : str or os.PathLike
         Folder of the new bundle; must be new or empty (or a bundle, with ``overwrite``).
-    detectors : sequence of {"lof", "ocsvm"}
+    detectors : sequence of {"lof", "ocsvm", "knn", "mahalanobis"}
         The first is the new bundle's default. ``"ocsvm"`` needs the ``[train]`` extra.
     name, machine_type : str, optional
         For the card (defaults: the output folder's name, the parent's machine type).
     n_neighbors, nu : optional
-        LOF neighbours and OC-SVM ``nu`` (defaults: the parent's).
+        LOF and kNN neighbours and OC-SVM ``nu`` (defaults: the parent's, else 20 for LOF and 5 for kNN).
     quantile : float
         Quantile of the robust normal fit that becomes the threshold.
     min_loo_recordings, block_windows : int
@@ -447,7 +462,7 @@ def enroll(
     for det in detectors:
         if det not in DETECTOR_FILES:
             raise EnrollmentError(f"unknown detector {det!r} (choose from: {', '.join(DETECTOR_FILES)})")
-        if det != "lof":
+        if det not in NUMPY_DETECTORS:
             _require_train_extra(det)  # fail before minutes of embedding, not after
     out = Path(out)
     _prepare_out(out, model, overwrite)
@@ -479,9 +494,12 @@ def enroll(
             threshold, rule = enrollment_threshold(det, scores, quantile=quantile, n_recordings=n_rec)
             rule = f"{rule}; {len(scores)} normal calibration scores: {plan.description}"
             entry: dict[str, Any] = {"file": DETECTOR_FILES[det]}
-            if det == "lof":
+            if det in ("lof", "knn"):
                 fitted.save(tmp / DETECTOR_FILES[det])
                 entry |= {"n_neighbors": fitted.n_neighbors_, "n_reference": len(latents)}
+            elif det == "mahalanobis":
+                fitted.save(tmp / DETECTOR_FILES[det])
+                entry |= {"n_reference": len(latents), "shrinkage": round(fitted.shrinkage_, 6)}
             else:
                 from soundsentry.export.ocsvm import export_ocsvm
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .audio import ChannelPolicy, check_sample_rate, check_samples, load_audio, resample, select_channel
 from .bundle import Bundle, read_bundle
-from .detectors import LocalOutlierFactor, OneClassSVMOnnx
+from .detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis, OneClassSVMOnnx
 from .errors import AudioTooShortError, ModelIntegrityError
 from .features import CENTER_MODES, FeatureParams, center_windows, log_mel_spectrogram, sliding_windows
 from .onnx_session import default_session_options, open_session
@@ -151,6 +151,10 @@ class Model:
                 self._detectors[name] = LocalOutlierFactor.load(path)
             elif name == "ocsvm":
                 self._detectors[name] = OneClassSVMOnnx(path, session_options=self._session_options)
+            elif name == "knn":
+                self._detectors[name] = KNearestNeighbors.load(path)
+            elif name == "mahalanobis":
+                self._detectors[name] = Mahalanobis.load(path)
             else:
                 raise ModelIntegrityError(f"{self.bundle.root}: unknown detector kind {name!r}")
         return self._detectors[name]
@@ -234,7 +238,7 @@ class Model:
         audio : path or np.ndarray of shape (n_samples,) or (n_samples, n_channels)
         sample_rate : int, optional
             Rate of an array input (default: the model's); ignored for files.
-        detector : {"lof", "ocsvm"}, optional
+        detector : {"lof", "ocsvm", "knn", "mahalanobis"}, optional
         threshold : float, optional
             Overrides the card's threshold for this detector.
 

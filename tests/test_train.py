@@ -85,6 +85,8 @@ def test_export_checked_itself_against_keras_and_sklearn(trained_bundle):
     assert checks["encoder_onnx_vs_keras_rel_err"] <= 1e-4
     assert checks["ocsvm_onnx_vs_sklearn_rel_err"] <= 1e-4
     assert checks["lof_numpy_vs_sklearn_rel_err"] <= 1e-5
+    assert checks["knn_numpy_vs_sklearn_rel_err"] <= 1e-5
+    assert checks["mahalanobis_numpy_vs_sklearn_rel_err"] <= 1e-5
 
 
 def test_card_records_training_clips_and_no_anomaly(trained_bundle):
@@ -95,7 +97,7 @@ def test_card_records_training_clips_and_no_anomaly(trained_bundle):
     assert used <= set(CLIPS)
     assert all(len(c["pcm_sha256"]) == 64 for c in card["training"]["train_clips"])
     assert card["training"]["config"]["seed"] == 0
-    assert set(card["files"]) == {"encoder.onnx", "ocsvm.onnx", "lof.npz"}
+    assert set(card["files"]) == {"encoder.onnx", "ocsvm.onnx", "lof.npz", "knn.npz", "mahalanobis.npz"}
     assert card["versions"]["tensorflow"]
 
 
@@ -104,7 +106,8 @@ def test_trained_bundle_scores_with_the_runtime(trained_bundle):
 
     out, _ = trained_bundle
     model = soundsentry.load_model(out)
-    for detector in ("lof", "ocsvm"):
+    assert model.detectors == ["lof", "ocsvm", "knn", "mahalanobis"]
+    for detector in model.detectors:
         result = model.score(DATA / "yos95_id_06_anomaly_id_06_00000002.flac", detector=detector)
         assert np.isfinite(result.window_scores).all()
         assert result.verdict in ("normal", "abnormal")
@@ -121,7 +124,7 @@ def test_evaluation_reports_metrics_from_the_runtime(trained_bundle):
     ]
     report = evaluate_bundle(out, clips)
     assert (report["n_normal"], report["n_abnormal"]) == (1, 1)
-    for detector in ("lof", "ocsvm"):
+    for detector in ("lof", "ocsvm", "knn", "mahalanobis"):
         scores = report[detector]["clip_scores"]
         # With one clip of each label, AUC is 1 exactly when the abnormal clip scores higher.
         assert report[detector]["auc"] == (1.0 if scores[1] > scores[0] else 0.0 if scores[1] < scores[0] else 0.5)

@@ -40,7 +40,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("--window-frames", type=int, default=64, help="analysis window in frames (multiple of 16)")
     parser.add_argument("--latent-dim", type=int, default=64)
-    parser.add_argument("--detector", choices=["lof", "ocsvm"], default="lof", help="default detector in the card")
+    parser.add_argument(
+        "--detector", choices=["lof", "ocsvm", "knn", "mahalanobis"], default="lof", help="default detector in the card"
+    )
     return parser
 
 

@@ -1,8 +1,8 @@
 """Train, export, check and evaluate one model bundle from real normal clips.
 
 Data flow: clips -> log-mel spectrograms (soundsentry.features, the runtime's own code)
--> normalised windows -> autoencoder (Keras) -> encoder latents -> LOF (NumPy) and
-One-Class SVM (scikit-learn) -> ONNX/NPZ bundle -> checks -> evaluation with the runtime.
+-> normalised windows -> autoencoder (Keras) -> encoder latents -> LOF, kNN and Mahalanobis
+(NumPy) and One-Class SVM (scikit-learn) -> ONNX/NPZ bundle -> checks -> evaluation with the runtime.
 Abnormal clips are only ever scored in the final evaluation.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from soundsentry.audio import read_audio, resample
 from soundsentry.bundle import FORMAT, FORMAT_VERSION
 from soundsentry.calibration import robust_threshold
-from soundsentry.detectors import LocalOutlierFactor
+from soundsentry.detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis
 from soundsentry.features import FeatureParams, center_windows, log_mel_spectrogram, sliding_windows
 from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
 
@@ -50,6 +50,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     lof_neighbors: int = 20
+    knn_neighbors: int = 5
     ocsvm_nu: float = 0.05
     threshold_quantile: float = 0.99
     all_channels: bool = True
@@ -156,7 +157,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     from soundsentry.export.card import write_card
     from soundsentry.export.encoder import export_encoder
     from soundsentry.export.ocsvm import export_ocsvm
-    from soundsentry.export.verify import check_encoder, check_lof, check_ocsvm
+    from soundsentry.export.verify import check_encoder, check_knn, check_lof, check_mahalanobis, check_ocsvm
 
     params = config.features
     frames, hop, center = config.window_frames, config.window_hop_frames, config.center
@@ -189,6 +190,8 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     owner = np.concatenate(ref_owner)
     lof = LocalOutlierFactor(n_neighbors=config.lof_neighbors).fit(reference)
     svm = OneClassSVM(nu=config.ocsvm_nu, gamma="scale").fit(reference)
+    knn = KNearestNeighbors(n_neighbors=config.knn_neighbors).fit(reference)
+    maha = Mahalanobis().fit(reference)
 
     # Threshold calibration from normal clips only: held-out validation clips, plus each training
     # clip scored by detectors refitted without it (leave-one-clip-out).
@@ -196,10 +199,12 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop, center=center), verbose=0)
         for specs in val_specs.values()
     ]
-    calib: dict[str, list[float]] = {"lof": [], "ocsvm": []}
+    calib: dict[str, list[float]] = {"lof": [], "ocsvm": [], "knn": [], "mahalanobis": []}
     for lat in val_latents:
         calib["lof"].append(float(np.mean(lof.anomaly_score(lat))))
         calib["ocsvm"].append(float(np.mean(-svm.decision_function(lat))))
+        calib["knn"].append(float(np.mean(knn.anomaly_score(lat))))
+        calib["mahalanobis"].append(float(np.mean(maha.anomaly_score(lat))))
     for i, specs in enumerate(train_specs.values() if len(train_specs) > 1 else []):
         rest = reference[owner != i]
         scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop, center=center)
@@ -208,6 +213,9 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         loo_svm = OneClassSVM(nu=config.ocsvm_nu, gamma="scale").fit(rest)
         calib["lof"].append(float(np.mean(loo_lof.anomaly_score(lat))))
         calib["ocsvm"].append(float(np.mean(-loo_svm.decision_function(lat))))
+        loo_knn = KNearestNeighbors(n_neighbors=config.knn_neighbors).fit(rest)
+        calib["knn"].append(float(np.mean(loo_knn.anomaly_score(lat))))
+        calib["mahalanobis"].append(float(np.mean(Mahalanobis().fit(rest).anomaly_score(lat))))
     thresholds = {k: robust_threshold(v, quantile=config.threshold_quantile) for k, v in calib.items()}
 
     out = Path(out)
@@ -217,6 +225,8 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     export_encoder(encoder, out / "encoder.onnx", n_mels=params.n_mels, frames=frames)
     export_ocsvm(svm, out / "ocsvm.onnx", latent_dim=config.latent_dim)
     lof.save(out / "lof.npz")
+    knn.save(out / "knn.npz")
+    maha.save(out / "mahalanobis.npz")
 
     # Check every exported part against its reference before the card makes the bundle usable.
     check_windows = np.concatenate([val_x, train_x[:: max(1, len(train_x) // 256)]])
@@ -225,6 +235,10 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         "encoder_onnx_vs_keras_rel_err": check_encoder(out / "encoder.onnx", encoder, check_windows),
         "ocsvm_onnx_vs_sklearn_rel_err": check_ocsvm(out / "ocsvm.onnx", svm, check_latents),
         "lof_numpy_vs_sklearn_rel_err": check_lof(LocalOutlierFactor.load(out / "lof.npz"), reference, check_latents),
+        "knn_numpy_vs_sklearn_rel_err": check_knn(KNearestNeighbors.load(out / "knn.npz"), reference, check_latents),
+        "mahalanobis_numpy_vs_sklearn_rel_err": check_mahalanobis(
+            Mahalanobis.load(out / "mahalanobis.npz"), reference, check_latents
+        ),
     }
     threshold_rule = (
         f"{config.threshold_quantile:.0%} quantile of a normal distribution fitted robustly (median, MAD) to the clip scores of "
@@ -285,6 +299,23 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
                 "threshold_rule": threshold_rule,
                 "calibration_scores": [round(s, 6) for s in calib["ocsvm"]],
             },
+            "knn": {
+                "file": "knn.npz",
+                "n_neighbors": knn.n_neighbors_,
+                "n_reference": len(reference),
+                "threshold": thresholds["knn"],
+                "threshold_rule": threshold_rule,
+                "calibration_scores": [round(s, 6) for s in calib["knn"]],
+            },
+            "mahalanobis": {
+                "file": "mahalanobis.npz",
+                "n_reference": len(reference),
+                "covariance": "Ledoit-Wolf shrunk",
+                "shrinkage": round(maha.shrinkage_, 6),
+                "threshold": thresholds["mahalanobis"],
+                "threshold_rule": threshold_rule,
+                "calibration_scores": [round(s, 6) for s in calib["mahalanobis"]],
+            },
         },
         "default_detector": config.default_detector,
         "aggregate": config.aggregate,
@@ -299,7 +330,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         "export_checks": checks,
         "versions": _versions(),
     }
-    files = ["encoder.onnx", "ocsvm.onnx", "lof.npz"]
+    files = ["encoder.onnx", "ocsvm.onnx", "lof.npz", "knn.npz", "mahalanobis.npz"]
     write_card(out, card, files=files)
     if split.test:
         card["evaluation"] = evaluate_bundle(out, split.test)
