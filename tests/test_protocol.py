@@ -15,6 +15,7 @@ from soundsentry.train.protocol import (
     all_normals_split,
     cross_machine_split,
     same_machine_split,
+    shipping_split,
     too_thin,
 )
 
@@ -96,6 +97,17 @@ def test_all_normals_split_uses_every_normal_and_no_anomaly():
     assert len(used) == sum(c.is_normal for c in _clips())
     assert all(c.is_normal for c in used) and not split.test
     assert {c.machine_type for c in used} == {"valve", "fan"}
+
+
+def test_shipping_split_trains_on_every_normal_of_the_type_except_the_examples():
+    clips = _clips()
+    split = shipping_split(clips, machine_type="valve", exclude=frozenset({"id_00_0.flac"}))
+    used = split.train + split.validation
+    expected = {c.path for c in clips if c.machine_type == "valve" and c.is_normal and c.path.name != "id_00_0.flac"}
+    assert _paths(used) == expected and len(used) == len(expected)
+    assert not split.test and all(c.is_normal for c in used)
+    assert {c.machine_id for c in used} == {"id_00", "id_04", "section_00", ""}  # every machine, ids or not
+    assert "1 example recordings held out" in split.description
 
 
 @pytest.mark.parametrize(

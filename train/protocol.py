@@ -28,6 +28,7 @@ __all__ = [
     "cross_machine_split",
     "make_split",
     "same_machine_split",
+    "shipping_split",
     "too_thin",
 ]
 
@@ -139,6 +140,37 @@ def all_normals_split(
         description=f"all types ({', '.join(kinds)}): train on {len(train)} and calibrate on {len(validation)} "
         "normal clips; no test set (every normal clip is used)",
         unused_abnormal=[c for c in clips if not c.is_normal],
+    )
+
+
+def shipping_split(
+    clips: list[Clip],
+    *,
+    machine_type: str,
+    exclude: frozenset[str] = frozenset(),
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Every normal clip of one type except the files named in ``exclude``: what a shipped bundle trains on.
+
+    The splits above measure a *recipe*; the bundle we ship is that recipe trained on every normal
+    recording of the type, because each machine it hears makes it more general on machines it
+    has not (its cards quote the recipe's held-out figures, not figures of this very model).
+    ``exclude`` keeps the example recordings out, so that scoring them still shows unheard clips.
+    """
+    normals = [c for c in clips if c.machine_type == machine_type and c.is_normal and c.path.name not in exclude]
+    train, validation = _validation(normals, validation_fraction, seed)
+    machines = sorted({c.machine_id or "unknown id" for c in normals})
+    return Split(
+        train=train,
+        validation=validation,
+        description=(
+            f"{machine_type} shipped: train on {len(train)} and calibrate on {len(validation)} normal clips of every "
+            f"{machine_type} machine in the data ({', '.join(machines)})"
+            + (f"; {len(exclude)} example recordings held out" if exclude else "")
+            + "; no test set (the recipe's held-out figures are in the card's evidence)"
+        ),
+        unused_abnormal=[c for c in clips if c.machine_type == machine_type and not c.is_normal],
     )
 
 
