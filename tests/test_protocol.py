@@ -107,7 +107,8 @@ def test_shipping_split_trains_on_every_normal_of_the_type_except_the_examples()
     assert _paths(used) == expected and len(used) == len(expected)
     assert not split.test and all(c.is_normal for c in used)
     assert {c.machine_id for c in used} == {"id_00", "id_04", "section_00", ""}  # every machine, ids or not
-    assert "1 example recordings held out" in split.description
+    assert "1 example recording(s) held out" in split.description
+    assert "held out" not in shipping_split(clips, machine_type="fan", exclude=frozenset({"id_00_0.flac"})).description
 
 
 @pytest.mark.parametrize(

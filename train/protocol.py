@@ -158,7 +158,9 @@ def shipping_split(
     has not (its cards quote the recipe's held-out figures, not figures of this very model).
     ``exclude`` keeps the example recordings out, so that scoring them still shows unheard clips.
     """
-    normals = [c for c in clips if c.machine_type == machine_type and c.is_normal and c.path.name not in exclude]
+    mine = [c for c in clips if c.machine_type == machine_type and c.is_normal]
+    normals = [c for c in mine if c.path.name not in exclude]
+    n_excluded = len(mine) - len(normals)
     train, validation = _validation(normals, validation_fraction, seed)
     machines = sorted({c.machine_id or "unknown id" for c in normals})
     return Split(
@@ -167,7 +169,7 @@ def shipping_split(
         description=(
             f"{machine_type} shipped: train on {len(train)} and calibrate on {len(validation)} normal clips of every "
             f"{machine_type} machine in the data ({', '.join(machines)})"
-            + (f"; {len(exclude)} example recordings held out" if exclude else "")
+            + (f"; {n_excluded} example recording(s) held out" if n_excluded else "")
             + "; no test set (the recipe's held-out figures are in the card's evidence)"
         ),
         unused_abnormal=[c for c in clips if c.machine_type == machine_type and not c.is_normal],
