@@ -260,6 +260,113 @@ def test_lof_enrollment_needs_no_scikit_learn(tmp_path):
     assert not (tmp_path / "light-svm").exists()
 
 
+NUMPY_DETECTORS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+
+    BLOCKED = {blocked!r}
+
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{{name}} is blocked: the light runtime must not need it")
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+    import soundsentry
+
+    soundsentry.load_model("fan").enroll({normal!r}, out={out!r}, detectors=("knn", "mahalanobis"))
+    model = soundsentry.load_model({out!r})  # read back from disk, checks and all
+    print(json.dumps({{
+        "detectors": model.detectors,
+        "default": model.default_detector,
+        "thresholds": model.thresholds,
+        "scores": {{d: model.score({clip!r}, detector=d).score for d in model.detectors}},
+        "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
+    }}))
+    """
+)
+
+
+def test_knn_and_mahalanobis_enrollment_needs_no_scikit_learn(tmp_path):
+    out = tmp_path / "light"
+    script = NUMPY_DETECTORS_SCRIPT.format(
+        blocked=BLOCKED, normal=[str(p) for p in SLIDER_NORMAL], out=str(out), clip=str(SLIDER_ABNORMAL[0])
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == []
+    assert report["detectors"] == ["knn", "mahalanobis"] and report["default"] == "knn"
+    card = read_bundle(out).card  # checksums verified
+    assert set(card["files"]) == {"encoder.onnx", "knn.npz", "mahalanobis.npz"}
+    assert card["detectors"]["knn"]["file"] == "knn.npz" and card["detectors"]["mahalanobis"]["file"] == "mahalanobis.npz"
+    # The bundle scores the same here, where scikit-learn is importable, as in the plain install.
+    model = soundsentry.load_model(out)
+    for det in ("knn", "mahalanobis"):
+        assert np.isfinite(report["thresholds"][det]) and report["thresholds"][det] > 0
+        assert report["scores"][det] == model.score(SLIDER_ABNORMAL[0], detector=det).score
+
+
+@requires("sklearn")
+def test_knn_and_mahalanobis_enrollment_match_sklearn_and_calibrate_leave_one_out(fan_model, tmp_path):
+    """The enrolled detectors equal scikit-learn fitted on the enrolled windows; each calibration score equals
+    scikit-learn refitted without that recording; the threshold is the training pipeline's robust rule."""
+    from sklearn.covariance import LedoitWolf
+    from sklearn.neighbors import NearestNeighbors
+    from soundsentry.calibration import robust_threshold
+
+    model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "m", detectors=("mahalanobis", "knn"))
+    assert model.default_detector == "mahalanobis" and model.detectors == ["mahalanobis", "knn"]
+    card = model.card["detectors"]
+    k = card["knn"]["n_neighbors"]
+    assert k == 5  # the default: the fan parent has no kNN of its own
+    per_rec = [model.embed(model.windows(model.features(model.load(p)))).astype(np.float64) for p in SLIDER_NORMAL]
+    latents = np.concatenate(per_rec)
+    assert card["knn"]["n_reference"] == card["mahalanobis"]["n_reference"] == len(latents)
+    query = model.embed(model.windows(model.features(model.load(SLIDER_ABNORMAL[0])))).astype(np.float64)
+
+    def sk_knn(ref, q):
+        return NearestNeighbors(n_neighbors=k).fit(ref).kneighbors(q)[0].mean(axis=1)
+
+    def sk_maha(ref, q):
+        return np.sqrt(LedoitWolf().fit(ref).mahalanobis(q))  # scikit-learn returns the squared distance
+
+    expected = {"knn": sk_knn, "mahalanobis": sk_maha}
+    for det, sk in expected.items():
+        np.testing.assert_allclose(model.detector(det).anomaly_score(query), sk(latents, query), rtol=1e-6)
+        loo = [
+            float(np.mean(sk(np.concatenate(per_rec[:i] + per_rec[i + 1 :]), rec))) for i, rec in enumerate(per_rec)
+        ]
+        np.testing.assert_allclose(card[det]["calibration_scores"], loo, rtol=1e-5)
+        assert card[det]["threshold"] == pytest.approx(robust_threshold(loo, quantile=0.99), rel=1e-5)
+        assert "robustly" in card[det]["threshold_rule"] and "leave-one-recording-out" in card[det]["threshold_rule"]
+    assert 0.0 < card["mahalanobis"]["shrinkage"] < 1.0
+
+
+def test_knn_needs_as_many_windows_as_neighbours(fan_model, tmp_path):
+    """20 windows, refits of 16: 30 neighbours cannot be found, and the error says so instead of an IndexError."""
+    with pytest.raises(EnrollmentError, match="kNN with 30 neighbours needs at least 30 reference windows"):
+        fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "m", detectors=("knn",), n_neighbors=30)
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_enroll_knn_and_mahalanobis_then_score(tmp_path, capsys):
+    out = tmp_path / "slider"
+    argv = ["enroll", "--normal", str(SLIDER / "normal"), "--out", str(out), "--detector", "knn", "--detector", "mahalanobis"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "knn: threshold" in err and "mahalanobis: threshold" in err
+    model = soundsentry.load_model(out)
+    for det in ("knn", "mahalanobis"):
+        code = main(["score", "--model", str(out), "--detector", det, "--format", "json", str(SLIDER_ABNORMAL[0])])
+        (row,) = json.loads(capsys.readouterr().out)
+        assert row["detector"] == det and code == (1 if row["verdict"] == "abnormal" else 0)
+        assert row["score"] == pytest.approx(model.score(SLIDER_ABNORMAL[0], detector=det).score, rel=1e-6)
+        assert row["threshold"] == pytest.approx(model.thresholds[det])
+
+
 def test_study_keeps_only_machines_the_bundle_did_not_hear(fan_model):
     """The enrollment study's held-out machines come from the card's training and validation clip lists."""
     from soundsentry.train.data import Clip

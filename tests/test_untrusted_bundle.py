@@ -149,6 +149,67 @@ def test_npz_that_is_not_a_zip_is_refused(bundle):
     _cli_refuses(bundle, "lof.npz", "not a valid .npz")
 
 
+@pytest.fixture(scope="module")
+def enrolled_with_numpy_detectors(tmp_path_factory, fan_model):
+    """A real bundle holding knn.npz and mahalanobis.npz: the fan encoder enrolled on five slide-rail clips."""
+    from .test_enroll import SLIDER_NORMAL
+
+    out = tmp_path_factory.mktemp("enrolled") / "slider"
+    fan_model.enroll(SLIDER_NORMAL, out=out, detectors=("knn", "mahalanobis"))
+    return out
+
+
+@pytest.fixture
+def numpy_detector_bundle(tmp_path, enrolled_with_numpy_detectors):
+    dest = tmp_path / "slider_copy"
+    shutil.copytree(enrolled_with_numpy_detectors, dest)
+    return dest
+
+
+@pytest.mark.parametrize("name", ["knn.npz", "mahalanobis.npz"])
+def test_pickled_knn_or_mahalanobis_npz_is_refused_before_np_load(numpy_detector_bundle, name, no_np_load):
+    bundle = numpy_detector_bundle
+    evil = np.array([{"evil": 1}, None], dtype=object)  # np.savez pickles object arrays
+    state = {"reference": evil, "n_neighbors": np.int64(1)} if name == "knn.npz" else {"location": evil}
+    np.savez(bundle / name, **state)
+    _resign(bundle, name)
+    with pytest.raises(ModelIntegrityError, match=rf"{name}.*only numbers are allowed"):
+        soundsentry.load_model(bundle)
+
+
+@pytest.mark.parametrize("name", ["knn.npz", "mahalanobis.npz"])
+def test_knn_or_mahalanobis_npz_that_is_not_a_zip_is_refused_through_the_cli(numpy_detector_bundle, name):
+    bundle = numpy_detector_bundle
+    (bundle / name).write_bytes(b"\x80\x04\x95" + bytes(100))  # pickle protocol 4 opcodes
+    _resign(bundle, name)
+    _cli_refuses(bundle, name, "not a valid .npz")
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "message"),
+    [
+        ("knn.npz", {"reference": np.zeros((3, 64), np.float32), "n_neighbors": np.int64(4)}, "kNN"),
+        ("mahalanobis.npz", {"location": np.zeros(64), "precision": np.eye(63), "shrinkage": 0.1, "n_reference": 9}, "Mahalanobis"),
+    ],
+    ids=["knn-k-above-reference", "mahalanobis-precision-shape"],
+)
+def test_inconsistent_knn_or_mahalanobis_state_is_refused(numpy_detector_bundle, name, state, message):
+    """Numeric arrays pass the .npz checks; the detector's own load refuses shapes that do not fit together."""
+    bundle = numpy_detector_bundle
+    np.savez(bundle / name, **state)
+    _resign(bundle, name)
+    model = soundsentry.load_model(bundle)
+    with pytest.raises(ModelIntegrityError, match=rf"{name}.*{message}.*inconsistent"):
+        model.score(MONO_CLIP, detector=name.removesuffix(".npz"))
+
+
+def test_untampered_knn_and_mahalanobis_copy_scores_like_the_original(numpy_detector_bundle, enrolled_with_numpy_detectors):
+    original = soundsentry.load_model(enrolled_with_numpy_detectors)
+    copy = soundsentry.load_model(numpy_detector_bundle)
+    for det in ("knn", "mahalanobis"):
+        assert copy.score(MONO_CLIP, detector=det).score == original.score(MONO_CLIP, detector=det).score
+
+
 # -- ONNX ------------------------------------------------------------------------------------
 
 
