@@ -33,6 +33,7 @@ TYPES = ("fan", "pump", "slider", "valve")
 #: judged on machines we have not heard, so we do not tune finely to these clips).
 CANDIDATES: dict[str, dict[str, Any]] = {
     "global-64": {"center": "none", "window_frames": 64, "latent_dim": 64, "lof_neighbors": 20},
+    "levelled-64": {"center": "none", "level": True, "window_frames": 64, "latent_dim": 64, "lof_neighbors": 20},
     "centred-64": {"center": "window_median", "window_frames": 64, "latent_dim": 64, "lof_neighbors": 20},
     "centred-32": {
         "center": "window_median",

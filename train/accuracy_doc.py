@@ -145,8 +145,12 @@ def render(results: dict[str, Any], *, enrollment: str | None = None) -> str:
         *[f"- `{name}`: {', '.join(f'{k}={v}' for k, v in cfg.items())}" for name, cfg in CANDIDATES.items()],
         "",
         "`centred` candidates subtract each window's per-mel-band median (soundsentry.features.center_windows), "
-        "which cancels a constant microphone / gain / channel offset per band; `global` keeps the absolute "
-        "spectrum. Every candidate trains on all 8 microphones of original MIMII files as separate views and "
+        "which cancels a constant microphone / gain / channel offset per band, and with it any steady change of "
+        "the spectrum's shape; `levelled` moves each window's overall level (mean dB) to the training median, "
+        "which cancels a gain or distance change but keeps the spectrum's shape (the runtime's "
+        "`normalization.level_reference_db` step, also used by enrollment); `global` keeps the absolute "
+        "spectrum. Every candidate is scored with each of its four detectors (LOF, One-Class SVM, kNN, "
+        "Mahalanobis). Every candidate trains on all 8 microphones of original MIMII files as separate views and "
         "scores channel 0; clip score = mean of window scores.",
         "",
         "Choice (normal clips only, `soundsentry.train.accuracy._select`), in two steps:",

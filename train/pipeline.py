@@ -58,6 +58,9 @@ class TrainConfig:
     aggregate: str = "mean"
     #: "none" or "window_median" (see soundsentry.features.center_windows).
     center: str = "none"
+    #: Move every window's level (mean dB) to the training windows' median level, as enrolled bundles
+    #: do: a gain or distance change then leaves the window's spectral shape, and its score, alone.
+    level: bool = False
     default_detector: str = "lof"
     features: FeatureParams = field(default_factory=FeatureParams)
 
@@ -72,8 +75,22 @@ def clip_spectrograms(clip: Clip, params: FeatureParams, *, all_channels: bool) 
     ]
 
 
-def _windows(specs: list[np.ndarray], mean, std, *, frames: int, hop: int, center: str = "none") -> np.ndarray:
-    parts = [center_windows(sliding_windows((s - mean) / std, length=frames, hop=hop), mode=center) for s in specs]
+def _window_levels(spec: np.ndarray, *, frames: int, hop: int) -> np.ndarray:
+    """Each window's level, its mean log-mel dB over bands and frames (the runtime's Model.window_levels)."""
+    return sliding_windows(spec, length=frames, hop=hop).mean(axis=(1, 2), dtype=np.float64)
+
+
+def _windows(
+    specs: list[np.ndarray], mean, std, *, frames: int, hop: int, center: str = "none", level: float | None = None
+) -> np.ndarray:
+    parts = []
+    for s in specs:
+        w = sliding_windows((s - mean) / std, length=frames, hop=hop)
+        if level is not None:
+            # The runtime's level step (Model._level_offsets): each window's level moved to the reference.
+            shift = _window_levels(s, frames=frames, hop=hop) - level
+            w = w - (shift[:, None, None] / std[None]).astype(np.float32)
+        parts.append(center_windows(w, mode=center))
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -169,10 +186,20 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     all_frames = np.concatenate([s for specs in train_specs.values() for s in specs], axis=1)
     mean = all_frames.mean(axis=1, keepdims=True)
     std = np.maximum(all_frames.std(axis=1, keepdims=True), 1e-3)
+    level = None
+    if config.level:
+        levels = [_window_levels(s, frames=frames, hop=hop) for specs in train_specs.values() for s in specs]
+        level = round(float(np.median(np.concatenate(levels))), 4)
 
     def windows(specs_by_clip, step):
         return _windows(
-            [s for specs in specs_by_clip.values() for s in specs], mean, std, frames=frames, hop=step, center=center
+            [s for specs in specs_by_clip.values() for s in specs],
+            mean,
+            std,
+            frames=frames,
+            hop=step,
+            center=center,
+            level=level,
         )
 
     train_x = windows(train_specs, config.train_hop_frames)
@@ -183,7 +210,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     # Detectors are fitted on scoring-hop windows of the training clips, each window tagged with its clip.
     ref_parts, ref_owner = [], []
     for i, specs in enumerate(train_specs.values()):
-        w = _windows(specs, mean, std, frames=frames, hop=hop, center=center)
+        w = _windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level)
         ref_parts.append(encoder.predict(w, verbose=0))
         ref_owner.append(np.full(len(w), i))
     reference = np.concatenate(ref_parts).astype(np.float32).astype(np.float64)
@@ -196,7 +223,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     # Threshold calibration from normal clips only: held-out validation clips, plus each training
     # clip scored by detectors refitted without it (leave-one-clip-out).
     val_latents = [
-        encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop, center=center), verbose=0)
+        encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level), verbose=0)
         for specs in val_specs.values()
     ]
     calib: dict[str, list[float]] = {"lof": [], "ocsvm": [], "knn": [], "mahalanobis": []}
@@ -207,7 +234,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         calib["mahalanobis"].append(float(np.mean(maha.anomaly_score(lat))))
     for i, specs in enumerate(train_specs.values() if len(train_specs) > 1 else []):
         rest = reference[owner != i]
-        scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop, center=center)
+        scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop, center=center, level=level)
         lat = encoder.predict(scoring_view, verbose=0)
         loo_lof = LocalOutlierFactor(n_neighbors=config.lof_neighbors).fit(rest)
         loo_svm = OneClassSVM(nu=config.ocsvm_nu, gamma="scale").fit(rest)
@@ -268,8 +295,10 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         },
         "normalization": {
             "kind": "per-mel-band standardisation with the training frames' mean and std"
-            + ("; then each window's per-band median over its frames subtracted" if center == "window_median" else ""),
+            + ("; then each window's per-band median over its frames subtracted" if center == "window_median" else "")
+            + ("; each window's level (mean dB) first moved to level_reference_db" if level is not None else ""),
             "center": center,
+            **({"level_reference_db": level} if level is not None else {}),
             "mean": [round(float(v), 5) for v in mean.ravel()],
             "std": [round(float(v), 5) for v in std.ravel()],
         },
