@@ -6,6 +6,7 @@ TensorFlow (they only need the train package importable).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -100,15 +101,23 @@ def test_all_normals_split_uses_every_normal_and_no_anomaly():
 
 
 def test_shipping_split_trains_on_every_normal_of_the_type_except_the_examples():
-    clips = _clips()
-    split = shipping_split(clips, machine_type="valve", exclude=frozenset({"id_00_0.flac"}))
+    clips = [dataclasses.replace(c, pcm_sha256=f"h{i}") for i, c in enumerate(_clips())]
+    example = next(c for c in clips if c.machine_id == "id_00" and c.is_normal)
+    # Another type's clip with the same file name is not the example: matching is by content.
+    clips.append(Clip(path=Path("/d/pump/normal") / example.path.name, machine_type="valve", pcm_sha256="other"))
+    split = shipping_split(clips, machine_type="valve", exclude=frozenset({example.pcm_sha256}))
     used = split.train + split.validation
-    expected = {c.path for c in clips if c.machine_type == "valve" and c.is_normal and c.path.name != "id_00_0.flac"}
-    assert _paths(used) == expected and len(used) == len(expected)
+    expected = [c for c in clips if c.machine_type == "valve" and c.is_normal and c is not example]
+    assert sorted(map(str, _paths(used))) == sorted(str(c.path) for c in expected) and len(used) == len(expected)
     assert not split.test and all(c.is_normal for c in used)
     assert {c.machine_id for c in used} == {"id_00", "id_04", "section_00", ""}  # every machine, ids or not
     assert "1 example recording(s) held out" in split.description
-    assert "held out" not in shipping_split(clips, machine_type="fan", exclude=frozenset({"id_00_0.flac"})).description
+    fan = shipping_split(clips, machine_type="fan", exclude=frozenset({example.pcm_sha256}))
+    assert "held out" not in fan.description
+    everything = all_normals_split(clips, exclude=frozenset({example.pcm_sha256}))
+    assert example not in everything.train + everything.validation
+    assert len(everything.train + everything.validation) == sum(c.is_normal for c in clips) - 1
+    assert "1 example recording(s) held out" in everything.description
 
 
 @pytest.mark.parametrize(

@@ -167,6 +167,15 @@ def _labels(split) -> list[int]:
     return [0 if c.is_normal else 1 for c in split.test]
 
 
+def _held_out_recordings(folder: Path | None) -> frozenset[str]:
+    """PCM sha256 of every audio file in ``folder`` (the examples), matched to clips.csv's ``pcm_sha256``."""
+    from .pipeline import _pcm_sha256
+
+    if folder is None or not folder.is_dir():
+        return frozenset()
+    return frozenset(_pcm_sha256(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in {".flac", ".wav", ".ogg"})
+
+
 def run(args: argparse.Namespace) -> dict:
     from .data import read_clips_csv
     from .protocol import SPLITS, all_normals_split, make_split, shipping_split, too_thin
@@ -174,7 +183,7 @@ def run(args: argparse.Namespace) -> dict:
 
     clips = read_clips_csv(args.data)
     work = args.work
-    examples = frozenset(p.name for p in args.hold_out.iterdir()) if args.hold_out and args.hold_out.is_dir() else frozenset()
+    examples = _held_out_recordings(args.hold_out)
     cache: dict = {}
     results: dict[str, Any] = {"types": {}, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     t0 = time.time()
@@ -244,12 +253,7 @@ def run(args: argparse.Namespace) -> dict:
                                 "calibration_normal": len(ship.validation)}
         results["types"][machine_type] = entry
     if args.bundles and args.general:
-        split = all_normals_split(clips, seed=args.seed)
-        split = dataclasses.replace(
-            split,
-            train=[c for c in split.train if c.path.name not in examples],
-            validation=[c for c in split.validation if c.path.name not in examples],
-        )
+        split = all_normals_split(clips, exclude=examples, seed=args.seed)
         overrides = dict(CANDIDATES[args.general_candidate]) | {"all_channels": False, "train_hop_frames": 8}
         dest = Path(args.bundles) / "general"
         _train_ours("general", "general", overrides, split, dest, args.epochs)
@@ -277,12 +281,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-general", dest="general", action="store_false", help="with --bundles: skip the general bundle")
     p.add_argument("--general-candidate", default="centred-64", choices=list(CANDIDATES))
     p.add_argument("--no-enrollment", dest="enrollment", action="store_false", help="skip the enrollment study")
-    p.add_argument("--from-json", type=Path, help="re-render --out from a JSON written by --json; trains nothing")
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        help="re-render --out from a JSON written by --json; trains nothing (keeps the enrollment study stored in it)",
+    )
     p.add_argument(
         "--hold-out",
         type=Path,
         default=Path("examples"),
-        help="folder whose file names are kept out of the shipped bundles' training (default: examples)",
+        help="folder of recordings kept out of the shipped bundles' training, matched by PCM content (default: examples)",
     )
     return p
 
@@ -307,9 +315,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             held_out = args.work / "held-out"
             study_bundles = sorted(str(p) for p in held_out.iterdir()) if held_out.is_dir() else None
+        enrollment = results.get("enrollment_section")
+        if args.enrollment and (enrollment is None or not args.from_json):
+            enrollment = _enrollment_section(args, study_bundles)
+            # Kept with the results: the study ran on this run's cross-machine bundles, which a
+            # re-render (--from-json) no longer has.
+            results["enrollment_section"] = enrollment
         if args.json:
             args.json.write_text(json.dumps(results, indent=1) + "\n")
-        enrollment = _enrollment_section(args, study_bundles) if args.enrollment else None
         args.out.write_text(render(results, enrollment=enrollment))
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
