@@ -323,11 +323,22 @@ def main(argv: list[str] | None = None) -> int:
             results["enrollment_section"] = enrollment
         if args.json:
             args.json.write_text(json.dumps(results, indent=1) + "\n")
-        args.out.write_text(render(results, enrollment=enrollment))
+        args.out.write_text(render(results, enrollment=enrollment, levels=_levels(args)))
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
     print(f"wrote {args.out}")
     return 0
+
+
+def _levels(args) -> str | None:
+    """The level check of the fan test machines (soundsentry.train.level_check), if fan was evaluated."""
+    if "fan" not in args.types:
+        return None
+    from .data import read_clips_csv
+    from .level_check import level_markdown
+    from .protocol import CROSS_MACHINE_TEST
+
+    return level_markdown(read_clips_csv(args.data), machine_type="fan", machines=CROSS_MACHINE_TEST["fan"])
 
 
 def _enrollment_section(args, bundles: list[str] | None = None) -> str | None:
