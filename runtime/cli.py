@@ -237,9 +237,22 @@ def _models(args: argparse.Namespace) -> int:
         card = read_bundle(name, verify=False).card
         ev = card.get("evaluation", {})
         auc = ev.get(card.get("default_detector", "lof"), {}).get("auc")
-        figure = f"held-out AUC {auc:.3f}" if auc is not None else "no held-out figure"
-        print(f"{name:<10} {card.get('machine_type', ''):<8} {figure}")
+        figure = f"held-out AUC {auc:.3f}" if auc is not None else None
+        print(f"{name:<10} {card.get('machine_type', ''):<8} {figure or _evidence_summary(card)}")
     return EXIT_OK
+
+
+def _evidence_summary(card: dict) -> str:
+    """The recipe's cross-machine figure from a shipped card's evidence, or why there is none."""
+    cross = (card.get("evidence") or {}).get("cross-machine")
+    if not isinstance(cross, dict):
+        return "no held-out figure"
+    counts = cross.get("counts", {})
+    n = f"{counts.get('test_normal', '?')} normal / {counts.get('test_abnormal', '?')} abnormal"
+    ours = cross.get("ours")
+    if not isinstance(ours, dict):
+        return f"recipe on unheard machines: too thin for a figure ({n})"
+    return f"recipe on unheard machines: AUC {ours['auc']:.3f}, pAUC {ours['pauc']:.3f} ({n})"
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -263,8 +276,9 @@ def _info(args: argparse.Namespace) -> int:
     print(f"window:       {w['frames']} frames ({w.get('seconds', '?')} s), hop {w['hop_frames']} frames")
     print(f"channel:      {card['channel']['policy']}")
     print(f"aggregate:    {card.get('aggregate', 'mean')} of window scores; {card.get('score_direction', '')}")
+    default = card.get("default_detector", "lof")
     for name, det in card["detectors"].items():
-        print(f"detector:     {name}: threshold {det['threshold']:.6g}")
+        print(f"detector:     {name}: threshold {det['threshold']:.6g}" + (" (default)" if name == default else ""))
     print(f"threshold:    {next(iter(card['detectors'].values())).get('threshold_rule', '')}")
     training = card.get("training", {})
     if training:
@@ -285,6 +299,8 @@ def _info(args: argparse.Namespace) -> int:
             e = ev.get(name, {})
             if "auc" in e:
                 print(f"              {name}: AUC {e['auc']:.3f}, pAUC(0.1) {e['pauc_fpr_0.1']:.3f}, F1 {e['f1']:.3f}")
+    if not ev and card.get("evidence"):
+        print(f"evidence:     {_evidence_summary(card)}; see its card (--json) and docs/accuracy.md")
     if card.get("notes"):
         print(f"notes:        {card['notes']}")
     return EXIT_OK

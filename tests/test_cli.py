@@ -175,16 +175,26 @@ def test_bad_jobs_is_a_usage_error(capsys):
     assert code == 2 and "--jobs" in err
 
 
-def test_models_lists_fan(capsys):
+def test_models_lists_fan_with_the_evidence_its_card_holds(capsys, fan_model):
     code, out, _ = _run(capsys, "models")
     assert code == 0
-    assert "fan" in [line.split()[0] for line in out.splitlines() if line.strip()]
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "fan" in rows
+    cross = fan_model.card["evidence"]["cross-machine"]
+    counts = cross["counts"]
+    assert f"({counts['test_normal']} normal / {counts['test_abnormal']} abnormal)" in rows["fan"]
+    if isinstance(cross["ours"], dict):
+        assert f"AUC {cross['ours']['auc']:.3f}" in rows["fan"]
+    else:
+        assert "too thin" in rows["fan"]
 
 
-def test_info_prints_model_name(capsys):
+def test_info_prints_model_name(capsys, fan_model):
     code, out, _ = _run(capsys, "info", "fan")
     assert code == 0
     assert out.splitlines()[0].split()[:2] == ["model:", "fan"]
+    default = [line for line in out.splitlines() if line.endswith("(default)")]
+    assert len(default) == 1 and f"{fan_model.default_detector}:" in default[0]
     code, out, _ = _run(capsys, "info", "fan", "--json")
     assert code == 0 and json.loads(out)["name"] == "fan"
 

@@ -19,8 +19,7 @@ def mono_result(fan_model) -> ScoreResult:
 def test_load_model_fan(fan_model):
     assert isinstance(fan_model, Model)
     assert fan_model.name == "fan"
-    # Bundles trained before kNN and Mahalanobis existed hold two detectors; retrained ones all four, in this order.
-    assert fan_model.detectors in (["lof", "ocsvm"], ["lof", "ocsvm", "knn", "mahalanobis"])
+    assert fan_model.detectors == ["lof", "ocsvm", "knn", "mahalanobis"]
     assert fan_model.default_detector in fan_model.detectors
     assert "fan" in repr(fan_model)
 

@@ -1,7 +1,7 @@
 """How well enrollment works: AUC against the number of enrolled normal clips, and drift.
 
 Run ``python -m soundsentry.train.enrollment_study --data shared/data/mimii`` (prints Markdown;
-``--out docs/enrollment_study.md`` writes it). :func:`run_study` returns the same Markdown for
+``--out FILE`` writes it). :func:`run_study` returns the same Markdown for
 the accuracy document's generator.
 
 Protocol (nothing here touches an abnormal clip before the final scoring):
