@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -76,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path, help="folder for the PNGs (e.g. docs/images)")
     p.add_argument("--examples", type=Path, default=EXAMPLES)
     p.add_argument("--model", default="fan")
-    p.add_argument("--hand-threshold", type=float, default=-0.24, help="threshold for gui-threshold.png")
+    p.add_argument(
+        "--hand-threshold",
+        type=float,
+        help="threshold for gui-threshold.png (default: the median of the folder's scores, whatever the model's scale)",
+    )
     args = p.parse_args(argv)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -109,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.out / 'gui-folder.png'}: folder table")
 
     # The threshold moved by hand (not the model's): verdicts change at once, nothing is rescored.
+    if args.hand_threshold is None:
+        scores = sorted(r.score for r in win.table_model.rows if r is not None and r.score is not None)
+        args.hand_threshold = round(statistics.median(scores), 2)
     win.set_threshold(args.hand_threshold)
     win.open_file(str(args.examples / MOVED))
     wait_for(win.fileShown)
