@@ -215,7 +215,8 @@ def test_cli_enroll_then_score(tmp_path, capsys):
     assert main(["enroll", "--model", "no-such-model", "--normal", str(SLIDER), "--out", str(tmp_path / "y")]) == 4
 
 
-LIGHT_SCRIPT = textwrap.dedent(
+#: A subprocess preamble: the plain install, simulated by refusing to import the [train] packages.
+BLOCKING_PREAMBLE = textwrap.dedent(
     """
     import json, sys
 
@@ -229,6 +230,11 @@ LIGHT_SCRIPT = textwrap.dedent(
 
     sys.meta_path.insert(0, Blocker())
     import soundsentry
+    """
+)
+
+LIGHT_SCRIPT = BLOCKING_PREAMBLE + textwrap.dedent(
+    """
     from soundsentry.errors import EnrollmentError
 
     model = soundsentry.load_model("fan").enroll({normal!r}, out={out!r})
@@ -260,20 +266,8 @@ def test_lof_enrollment_needs_no_scikit_learn(tmp_path):
     assert not (tmp_path / "light-svm").exists()
 
 
-NUMPY_DETECTORS_SCRIPT = textwrap.dedent(
+NUMPY_DETECTORS_SCRIPT = BLOCKING_PREAMBLE + textwrap.dedent(
     """
-    import json, sys
-
-    BLOCKED = {blocked!r}
-
-    class Blocker:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"{{name}} is blocked: the light runtime must not need it")
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-    import soundsentry
 
     soundsentry.load_model("fan").enroll({normal!r}, out={out!r}, detectors=("knn", "mahalanobis"))
     model = soundsentry.load_model({out!r})  # read back from disk, checks and all
