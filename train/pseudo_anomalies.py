@@ -9,11 +9,11 @@ ones (an AUC). Unchanged views include the other microphones of an original MIMI
 so a model that flags a microphone move as a fault is penalised too: that is drift.
 
 The four families follow the faults the MIMII paper names (imbalance, rubbing, clogging,
-leakage, damaged parts) in their most generic acoustic form. Their strengths were set once,
-on normal clips only, so that the shipped models of session 2 were neither blind to them nor
-perfect on them (``python -m soundsentry.train.pseudo_anomalies --bundle models/valve ...``
-prints the AUC per family), and they are fixed: every candidate is judged on the very same
-perturbed samples (seeded per clip, channel and family).
+leakage, damaged parts) in their most generic acoustic form. Their strengths were picked
+beforehand and checked once, on normal clips only, not to be trivially easy or impossible for
+the previously shipped models (``python -m soundsentry.train.pseudo_anomalies --bundle DIR
+CLIP...`` prints the AUC per family); they were not tuned. Every candidate is judged on the
+very same perturbed samples (seeded per clip, channel and family).
 
 Synthetic faults are a proxy. A model that finds them may still miss a real fault that looks
 like none of them; the accuracy document reports real anomalies separately, scored once after
