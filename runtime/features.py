@@ -20,6 +20,7 @@ __all__ = [
     "center_windows",
     "frame_count",
     "hz_to_mel",
+    "level_offsets",
     "log_mel_spectrogram",
     "mel_filterbank",
     "mel_to_hz",
@@ -27,6 +28,7 @@ __all__ = [
     "power_to_db",
     "sliding_windows",
     "window_count",
+    "window_levels",
 ]
 
 #: Ways to centre each analysis window after the global standardisation (card ``normalization.center``).
@@ -210,6 +212,52 @@ def sliding_windows(spectrogram: np.ndarray, *, length: int, hop: int) -> np.nda
         return np.zeros((0, spectrogram.shape[0], length), dtype=spectrogram.dtype)
     view = np.lib.stride_tricks.sliding_window_view(spectrogram, length, axis=1)[:, ::hop]
     return view[:, :n].transpose(1, 0, 2)
+
+
+def window_levels(spectrogram: np.ndarray, *, length: int, hop: int) -> np.ndarray:
+    """Level of each window: the mean of the log-mel dB over its bands and frames.
+
+    Parameters
+    ----------
+    spectrogram : np.ndarray, shape (n_mels, n_frames)
+        Log-mel dB, before standardisation.
+    length, hop : int
+        Window length and hop, in frames (as for :func:`sliding_windows`).
+
+    Returns
+    -------
+    np.ndarray, shape (n_windows,), float64
+    """
+    return sliding_windows(spectrogram, length=length, hop=hop).mean(axis=(1, 2), dtype=np.float64)
+
+
+def level_offsets(
+    spectrogram: np.ndarray, *, reference_db: float, std: np.ndarray, length: int, hop: int
+) -> np.ndarray:
+    """What to subtract from each standardised window to move its level to ``reference_db``.
+
+    A gain, distance or room change adds the same dB to every band: removing each window's own
+    level cancels it (the same healthy machine recorded on another day must not be flagged),
+    window by window, so streaming and whole-file scoring still agree. The cost: a machine that
+    only gets louder is not seen as different.
+
+    Parameters
+    ----------
+    spectrogram : np.ndarray, shape (n_mels, n_frames)
+        Log-mel dB, before standardisation.
+    reference_db : float
+        The level every window is moved to.
+    std : np.ndarray, shape (n_mels, 1)
+        The per-band standard deviation the windows were divided by.
+    length, hop : int
+        Window length and hop, in frames.
+
+    Returns
+    -------
+    np.ndarray, shape (n_windows, n_mels, 1), float32
+    """
+    shift = window_levels(spectrogram, length=length, hop=hop) - reference_db
+    return (shift[:, None, None] / np.asarray(std)[None]).astype(np.float32)
 
 
 def center_windows(windows: np.ndarray, *, mode: str = "none") -> np.ndarray:

@@ -13,7 +13,15 @@ from .audio import ChannelPolicy, check_sample_rate, check_samples, load_audio, 
 from .bundle import Bundle, read_bundle
 from .detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis, OneClassSVMOnnx
 from .errors import AudioTooShortError, ModelIntegrityError
-from .features import CENTER_MODES, FeatureParams, center_windows, log_mel_spectrogram, sliding_windows
+from .features import (
+    CENTER_MODES,
+    FeatureParams,
+    center_windows,
+    level_offsets,
+    log_mel_spectrogram,
+    sliding_windows,
+    window_levels,
+)
 from .onnx_session import default_session_options, open_session
 
 __all__ = ["Model", "ScoreResult", "WindowParams", "aggregate_scores", "load_model"]
@@ -188,16 +196,13 @@ class Model:
 
     def window_levels(self, logmel: np.ndarray) -> np.ndarray:
         """Level of each analysis window: mean of the log-mel dB over its bands and frames, shape (n_windows,)."""
-        raw = sliding_windows(logmel, length=self.window.frames, hop=self.window.hop_frames)
-        return raw.mean(axis=(1, 2), dtype=np.float64)
+        return window_levels(logmel, length=self.window.frames, hop=self.window.hop_frames)
 
     def _level_offsets(self, logmel: np.ndarray, reference: float) -> np.ndarray:
-        # A gain, distance or room change adds the same dB to every band: removing each window's
-        # own level cancels it (the same healthy machine recorded on another day must not be
-        # flagged), window by window, so streaming and whole-file scoring still agree. The cost:
-        # a machine that only gets louder is not seen as different.
-        shift = self.window_levels(logmel) - reference
-        return (shift[:, None, None] / self.norm_std[None]).astype(np.float32)
+        # Why levelling: see soundsentry.features.level_offsets (training builds its windows with it too).
+        return level_offsets(
+            logmel, reference_db=reference, std=self.norm_std, length=self.window.frames, hop=self.window.hop_frames
+        )
 
     def embed(self, windows: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """Encoder latents of windows, shape (n_windows, latent_dim)."""

@@ -163,3 +163,22 @@ def test_runtime_centres_windows_as_training_did(trained_bundle):
     np.testing.assert_allclose(np.median(windows, axis=2), 0.0, atol=1e-5)
     result = model.score(DATA / "abdul_id_06_normal.flac")
     assert result.detector == "ocsvm" and np.isfinite(result.score)
+
+
+def test_calibration_scores_are_the_runtime_scores_and_thresholds_follow_the_rule(trained_bundle):
+    """Held-out clips' calibration scores equal what the runtime gives them; thresholds come from those scores."""
+    import soundsentry
+    from soundsentry.calibration import robust_threshold
+
+    out, _ = trained_bundle
+    model = soundsentry.load_model(out)
+    training = model.card["training"]
+    validation = [DATA / c["file"] for c in training["validation_clips"]]
+    n_scores = len(validation) + len(training["train_clips"])  # held-out clips, then leave-one-clip-out
+    for name, spec in model.card["detectors"].items():
+        scores = spec["calibration_scores"]
+        assert len(scores) == n_scores
+        runtime = [model.score(path, detector=name).score for path in validation]
+        np.testing.assert_allclose(scores[: len(validation)], runtime, rtol=1e-4, atol=1e-5)
+        # The card rounds scores to 6 decimals; the threshold was computed before rounding.
+        assert spec["threshold"] == pytest.approx(robust_threshold(scores, quantile=0.99), rel=1e-5, abs=1e-5)

@@ -23,7 +23,15 @@ from soundsentry.audio import read_audio, resample
 from soundsentry.bundle import FORMAT, FORMAT_VERSION
 from soundsentry.calibration import robust_threshold
 from soundsentry.detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis
-from soundsentry.features import FeatureParams, center_windows, log_mel_spectrogram, sliding_windows
+from soundsentry.enroll import fit_detector
+from soundsentry.features import (
+    FeatureParams,
+    center_windows,
+    level_offsets,
+    log_mel_spectrogram,
+    sliding_windows,
+    window_levels,
+)
 from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
 
 from .data import Clip, Split
@@ -75,21 +83,14 @@ def clip_spectrograms(clip: Clip, params: FeatureParams, *, all_channels: bool) 
     ]
 
 
-def _window_levels(spec: np.ndarray, *, frames: int, hop: int) -> np.ndarray:
-    """Each window's level, its mean log-mel dB over bands and frames (the runtime's Model.window_levels)."""
-    return sliding_windows(spec, length=frames, hop=hop).mean(axis=(1, 2), dtype=np.float64)
-
-
 def _windows(
     specs: list[np.ndarray], mean, std, *, frames: int, hop: int, center: str = "none", level: float | None = None
 ) -> np.ndarray:
     parts = []
     for s in specs:
         w = sliding_windows((s - mean) / std, length=frames, hop=hop)
-        if level is not None:
-            # The runtime's level step (Model._level_offsets): each window's level moved to the reference.
-            shift = _window_levels(s, frames=frames, hop=hop) - level
-            w = w - (shift[:, None, None] / std[None]).astype(np.float32)
+        if level is not None:  # the runtime's level step (Model.windows), the same function
+            w = w - level_offsets(s, reference_db=level, std=std, length=frames, hop=hop)
         parts.append(center_windows(w, mode=center))
     return np.concatenate(parts).astype(np.float32)
 
@@ -170,7 +171,6 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
 
     Returns the card that was written.
     """
-    from sklearn.svm import OneClassSVM
     from soundsentry.export.card import write_card
     from soundsentry.export.encoder import export_encoder
     from soundsentry.export.ocsvm import export_ocsvm
@@ -188,7 +188,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     std = np.maximum(all_frames.std(axis=1, keepdims=True), 1e-3)
     level = None
     if config.level:
-        levels = [_window_levels(s, frames=frames, hop=hop) for specs in train_specs.values() for s in specs]
+        levels = [window_levels(s, length=frames, hop=hop) for specs in train_specs.values() for s in specs]
         level = round(float(np.median(np.concatenate(levels))), 4)
 
     def windows(specs_by_clip, step):
@@ -215,10 +215,16 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         ref_owner.append(np.full(len(w), i))
     reference = np.concatenate(ref_parts).astype(np.float32).astype(np.float64)
     owner = np.concatenate(ref_owner)
-    lof = LocalOutlierFactor(n_neighbors=config.lof_neighbors).fit(reference)
-    svm = OneClassSVM(nu=config.ocsvm_nu, gamma="scale").fit(reference)
-    knn = KNearestNeighbors(n_neighbors=config.knn_neighbors).fit(reference)
-    maha = Mahalanobis().fit(reference)
+    # The same fitting code as enrollment (soundsentry.enroll.fit_detector), for every detector.
+    detector_params: dict[str, dict[str, Any]] = {
+        "lof": {"n_neighbors": config.lof_neighbors},
+        "ocsvm": {"nu": config.ocsvm_nu, "gamma": "scale"},
+        "knn": {"n_neighbors": config.knn_neighbors},
+        "mahalanobis": {},
+    }
+    fitted = {name: fit_detector(name, reference, params=p) for name, p in detector_params.items()}
+    lof, knn, maha = fitted["lof"], fitted["knn"], fitted["mahalanobis"]
+    svm = fitted["ocsvm"].svm  # scikit-learn's estimator, for the ONNX export
 
     # Threshold calibration from normal clips only: held-out validation clips, plus each training
     # clip scored by detectors refitted without it (leave-one-clip-out).
@@ -226,23 +232,13 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level), verbose=0)
         for specs in val_specs.values()
     ]
-    calib: dict[str, list[float]] = {"lof": [], "ocsvm": [], "knn": [], "mahalanobis": []}
-    for lat in val_latents:
-        calib["lof"].append(float(np.mean(lof.anomaly_score(lat))))
-        calib["ocsvm"].append(float(np.mean(-svm.decision_function(lat))))
-        calib["knn"].append(float(np.mean(knn.anomaly_score(lat))))
-        calib["mahalanobis"].append(float(np.mean(maha.anomaly_score(lat))))
+    calib = {name: [float(np.mean(d.anomaly_score(lat))) for lat in val_latents] for name, d in fitted.items()}
     for i, specs in enumerate(train_specs.values() if len(train_specs) > 1 else []):
         rest = reference[owner != i]
         scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop, center=center, level=level)
         lat = encoder.predict(scoring_view, verbose=0)
-        loo_lof = LocalOutlierFactor(n_neighbors=config.lof_neighbors).fit(rest)
-        loo_svm = OneClassSVM(nu=config.ocsvm_nu, gamma="scale").fit(rest)
-        calib["lof"].append(float(np.mean(loo_lof.anomaly_score(lat))))
-        calib["ocsvm"].append(float(np.mean(-loo_svm.decision_function(lat))))
-        loo_knn = KNearestNeighbors(n_neighbors=config.knn_neighbors).fit(rest)
-        calib["knn"].append(float(np.mean(loo_knn.anomaly_score(lat))))
-        calib["mahalanobis"].append(float(np.mean(Mahalanobis().fit(rest).anomaly_score(lat))))
+        for name, p in detector_params.items():
+            calib[name].append(float(np.mean(fit_detector(name, rest, params=p).anomaly_score(lat))))
     thresholds = {k: robust_threshold(v, quantile=config.threshold_quantile) for k, v in calib.items()}
 
     out = Path(out)
