@@ -139,9 +139,7 @@ def all_normals_split(
 
     ``exclude`` holds PCM sha256 digests (clips.csv's ``pcm_sha256``) of recordings to keep out.
     """
-    mine = [c for c in clips if c.is_normal and (machine_types is None or c.machine_type in machine_types)]
-    normals = [c for c in mine if not _excluded(c, exclude)]
-    n_excluded = len(mine) - len(normals)
+    normals, n_excluded = _normals(clips, machine_types=machine_types, exclude=exclude)
     train, validation = _validation(normals, validation_fraction, seed)
     kinds = sorted({c.machine_type for c in normals})
     return Split(
@@ -155,9 +153,14 @@ def all_normals_split(
     )
 
 
-def _excluded(clip: Clip, exclude: frozenset[str]) -> bool:
+def _normals(
+    clips: list[Clip], *, machine_types: tuple[str, ...] | None, exclude: frozenset[str]
+) -> tuple[list[Clip], int]:
+    """Normal clips of the given types (None: all) minus the ``exclude``d recordings, and how many were left out."""
+    mine = [c for c in clips if c.is_normal and (machine_types is None or c.machine_type in machine_types)]
     # By content, not by name: DCASE file names repeat across machine types and sources.
-    return bool(clip.pcm_sha256) and clip.pcm_sha256 in exclude
+    normals = [c for c in mine if not (c.pcm_sha256 and c.pcm_sha256 in exclude)]
+    return normals, len(mine) - len(normals)
 
 
 def shipping_split(
@@ -176,9 +179,7 @@ def shipping_split(
     ``exclude`` (PCM sha256 digests, as in clips.csv) keeps the example recordings out, so that
     scoring them still shows clips the model never heard.
     """
-    mine = [c for c in clips if c.machine_type == machine_type and c.is_normal]
-    normals = [c for c in mine if not _excluded(c, exclude)]
-    n_excluded = len(mine) - len(normals)
+    normals, n_excluded = _normals(clips, machine_types=(machine_type,), exclude=exclude)
     train, validation = _validation(normals, validation_fraction, seed)
     machines = sorted({c.machine_id or "unknown id" for c in normals})
     return Split(
