@@ -176,13 +176,13 @@ def _held_out_recordings(folder: Path | None) -> frozenset[str]:
     return frozenset(_pcm_sha256(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in {".flac", ".wav", ".ogg"})
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, *, work: Path) -> dict:
+    """Train, choose and score everything; bundles are built under ``work`` (cross-machine ones in ``work/held-out``)."""
     from .data import read_clips_csv
     from .protocol import SPLITS, all_normals_split, make_split, shipping_split, too_thin
     from .references import DcaseBaseline, SeedReference
 
     clips = read_clips_csv(args.data)
-    work = args.work
     examples = _held_out_recordings(args.hold_out)
     cache: dict = {}
     results: dict[str, Any] = {"types": {}, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -306,14 +306,14 @@ def main(argv: list[str] | None = None) -> int:
             sys.argv[1:] if argv is None else argv
         )
     study_bundles = None
-    args.work = Path(tempfile.mkdtemp(prefix="soundsentry-accuracy-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="soundsentry-accuracy-", ignore_cleanup_errors=True) as tmp:
+        work = Path(tmp)
         if not args.from_json:
-            results = run(args)
+            results = run(args, work=work)
             results["command"] = "python -m soundsentry.train.accuracy " + " ".join(
                 sys.argv[1:] if argv is None else argv
             )
-            held_out = args.work / "held-out"
+            held_out = work / "held-out"
             study_bundles = sorted(str(p) for p in held_out.iterdir()) if held_out.is_dir() else None
         enrollment = results.get("enrollment_section")
         if args.enrollment and (enrollment is None or not args.from_json):
@@ -324,8 +324,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(results, indent=1) + "\n")
         args.out.write_text(render(results, enrollment=enrollment, levels=_levels(args)))
-    finally:
-        shutil.rmtree(args.work, ignore_errors=True)
     print(f"wrote {args.out}")
     return 0
 
