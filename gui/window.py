@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from soundsentry.batch import AUDIO_SUFFIXES, find_audio_files
+from soundsentry.enroll import NUMPY_DETECTORS, TRAIN_EXTRA_HINT
 from soundsentry.report import make_writer
 
 from .devices import AudioBackend, DeviceInfo
@@ -898,10 +900,12 @@ class MainWindow(QMainWindow):
     def enroll_dialog(self) -> None:
         dlg = EnrollDialog(self)
         if dlg.exec() == QDialog.DialogCode.Accepted:
-            self.enroll(dlg.normal_inputs(), out=dlg.out_edit.text(), name=dlg.name_edit.text() or None)
+            self.enroll(
+                dlg.normal_inputs(), out=dlg.out_edit.text(), name=dlg.name_edit.text() or None, detector=dlg.detector()
+            )
 
-    def enroll(self, normal: list, *, out: str, name: str | None = None) -> None:
-        """Fit the current model's detector on this machine's normal recordings, save, and switch to it."""
+    def enroll(self, normal: list, *, out: str, name: str | None = None, detector: str = "lof") -> None:
+        """Fit ``detector`` on this machine's normal recordings (current model's encoder), save, and switch to it."""
         if self.model is None:
             return
         if not normal:
@@ -909,7 +913,7 @@ class MainWindow(QMainWindow):
             return
         self.show_info(f"enrolling {len(normal)} recordings into {out}…", timeout=0)
         self.enroll_action.setEnabled(False)
-        task = ModelTask("enrollment", self.model.enroll, normal, out=out, name=name, detectors=("lof",))
+        task = ModelTask("enrollment", self.model.enroll, normal, out=out, name=name, detectors=(detector,))
 
         def done(model) -> None:
             self._on_enrolled(model, out)
@@ -921,8 +925,10 @@ class MainWindow(QMainWindow):
         self._run_task(task, done, failed)
 
     def _on_enrolled(self, model: soundsentry.Model, out: str) -> None:
+        det = model.default_detector  # the detector chosen in the dialog: enroll() makes its first one the default
         self.show_info(
-            f"enrolled {model.name}: threshold {model.thresholds[model.default_detector]:.3f}, saved to {out}"
+            f"enrolled {model.name} with {ENROLL_DETECTORS.get(det, det)} ({det}): "
+            f"threshold {model.thresholds[det]:.3f}, saved to {out}"
         )
         self._fill_models()
         ref = str(Path(out))
@@ -997,6 +1003,23 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
+#: Detectors the enrollment dialog offers, in menu order, with their labels; the first is the default.
+ENROLL_DETECTORS = {
+    "lof": "Local outlier factor (recommended)",
+    "knn": "k nearest neighbours",
+    "mahalanobis": "Mahalanobis distance",
+    "ocsvm": "One-Class SVM",
+}
+
+
+def train_extra_available() -> bool:
+    """Whether scikit-learn and skl2onnx (the [train] extra) are installed, without importing them (slow)."""
+    try:
+        return all(find_spec(m) is not None for m in ("sklearn", "skl2onnx"))
+    except (ImportError, ValueError):  # a broken or half-imported package counts as missing
+        return False
+
+
 class EnrollDialog(QDialog):
     """Pick normal recordings (files, a folder, the current recording), a name and a folder."""
 
@@ -1029,6 +1052,17 @@ class EnrollDialog(QDialog):
         self.out_edit = QLineEdit(str(enrolled_models_dir() / "my-machine"))
         self.name_edit.textChanged.connect(self._on_name)
         form.addRow("save to", self.out_edit)
+        self.detector_combo = QComboBox()
+        train_extra = train_extra_available()
+        for name, label in ENROLL_DETECTORS.items():
+            self.detector_combo.addItem(label, name)
+            if name not in NUMPY_DETECTORS and not train_extra:
+                # Shown but greyed out, so users learn it exists and how to get it.
+                item = self.detector_combo.model().item(self.detector_combo.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(f"needs the [train] extra: {TRAIN_EXTRA_HINT}")
+        self.detector_combo.setCurrentIndex(self.detector_combo.findData("lof"))
+        form.addRow("detector", self.detector_combo)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
@@ -1050,6 +1084,10 @@ class EnrollDialog(QDialog):
         path = QFileDialog.getExistingDirectory(self, "Folder of normal recordings", start)
         if path:
             self.list.addItem(path)
+
+    def detector(self) -> str:
+        """The chosen detector's name, as ``soundsentry.enroll.enroll(detectors=...)`` takes it."""
+        return self.detector_combo.currentData()
 
     def normal_inputs(self) -> list:
         out: list = []

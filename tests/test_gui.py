@@ -23,13 +23,13 @@ pytest.importorskip("pytestqt", reason="needs pytest-qt (the [test] extra)")
 
 import soundfile as sf
 import soundsentry
-from PySide6.QtCore import QSettings, QStandardPaths, Qt
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from soundsentry.batch import score_file
 from soundsentry.gui.devices import ClipBackend, NoAudioBackend, RingBuffer
 from soundsentry.gui.views import DB_LEVELS, AnalysisView, mel_axis_ticks, window_centres
 from soundsentry.gui.window import MainWindow
 
-from .conftest import EXAMPLES_DIR, REPO_ROOT
+from .conftest import EXAMPLES_DIR, REPO_ROOT, requires
 
 NORMAL = EXAMPLES_DIR / "ronwise_id_00_normal_id_00_00000000.flac"
 ABNORMAL = EXAMPLES_DIR / "ronwise_id_00_anomaly_id_00_00000000.flac"
@@ -485,6 +485,93 @@ def test_enrollment_problem_is_shown(qtbot, settings, tmp_path):
     with qtbot.waitSignal(win.message, timeout=WAIT * 3, check_params_cb=lambda t: "Enrollment failed" in t):
         win.enroll([str(bad)], out=str(tmp_path / "x"))
     assert win.model.name == "fan" and win.enroll_action.isEnabled()
+
+
+def test_enroll_dialog_offers_the_detectors_with_lof_by_default(qtbot, settings):
+    from soundsentry.gui.window import EnrollDialog
+
+    win = make_window(qtbot, settings)
+    dlg = EnrollDialog(win)
+    qtbot.addWidget(dlg)
+    combo = dlg.detector_combo
+    names = [combo.itemData(i) for i in range(combo.count())]
+    assert names == ["lof", "knn", "mahalanobis", "ocsvm"]
+    assert dlg.detector() == "lof" and "recommended" in combo.currentText()
+    combo.setCurrentIndex(names.index("mahalanobis"))
+    assert dlg.detector() == "mahalanobis"
+
+
+def test_enroll_dialog_greys_out_ocsvm_without_the_train_extra(qtbot, settings, monkeypatch):
+    import importlib.util
+
+    from soundsentry.gui import window as window_module
+
+    real_find_spec = importlib.util.find_spec
+
+    def no_sklearn(name, *args, **kwargs):
+        return None if name.split(".")[0] in ("sklearn", "skl2onnx") else real_find_spec(name, *args, **kwargs)
+
+    win = make_window(qtbot, settings)
+    monkeypatch.setattr(window_module, "find_spec", no_sklearn)
+    dlg = window_module.EnrollDialog(win)
+    qtbot.addWidget(dlg)
+    combo = dlg.detector_combo
+    items = {combo.itemData(i): combo.model().item(i) for i in range(combo.count())}
+    assert not items["ocsvm"].isEnabled()
+    assert 'pip install "soundsentry[train]"' in items["ocsvm"].toolTip()
+    assert all(items[name].isEnabled() for name in ("lof", "knn", "mahalanobis"))
+
+
+@requires("sklearn")
+@requires("skl2onnx")
+def test_enroll_dialog_offers_ocsvm_with_the_train_extra(qtbot, settings):
+    from soundsentry.gui.window import EnrollDialog
+
+    win = make_window(qtbot, settings)
+    dlg = EnrollDialog(win)
+    qtbot.addWidget(dlg)
+    combo = dlg.detector_combo
+    assert combo.model().item(combo.findData("ocsvm")).isEnabled()
+
+
+def test_enrollment_through_the_dialog_with_the_chosen_detector(qtbot, settings, tmp_path):
+    win = make_window(qtbot, settings)
+    open_file(qtbot, win, ABNORMAL)
+    out = tmp_path / "line-3-fan"
+    normal = [str(NORMAL), str(EXAMPLES_DIR / "yos95_id_00_normal_id_00_00000030.flac")]
+    messages: list[str] = []
+    win.message.connect(messages.append)
+
+    def fill_in_and_accept() -> None:
+        # Runs inside the dialog's modal loop: what a user does in the dialog, then OK.
+        from PySide6.QtWidgets import QApplication
+
+        dlg = QApplication.activeModalWidget()
+        try:
+            dlg.list.addItems(normal)
+            dlg.name_edit.setText("line-3-fan")
+            dlg.out_edit.setText(str(out))
+            dlg.detector_combo.setCurrentIndex(dlg.detector_combo.findData("knn"))
+        finally:
+            dlg.accept()  # never leave a modal loop open in a test
+
+    with qtbot.waitSignal(win.enrolled, timeout=WAIT * 3):
+        QTimer.singleShot(0, fill_in_and_accept)
+        win.enroll_dialog()
+    enrolled = soundsentry.load_model(out)
+    assert enrolled.card["default_detector"] == "knn" and enrolled.detectors == ["knn"]
+    assert win.detector == "knn" and win.model.bundle.root == enrolled.bundle.root
+    assert win.threshold == pytest.approx(enrolled.thresholds["knn"])
+    done = [m for m in messages if m.startswith("enrolled")]
+    assert len(done) == 1 and "knn" in done[0] and f"{enrolled.thresholds['knn']:.3f}" in done[0]
+    # The open file is rescored with the kNN detector of the new bundle.
+    expected = enrolled.score(ABNORMAL, detector="knn")
+    qtbot.waitUntil(
+        lambda: win.analysis is not None
+        and win.analysis.detector == "knn"
+        and np.allclose(win.analysis.window_scores, expected.window_scores, rtol=1e-5),
+        timeout=WAIT,
+    )
 
 
 # ------------------------------------------------------------------------- export and settings
