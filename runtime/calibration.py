@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Sequence
 
 __all__ = [
+    "LOG_SPREAD_PRIORS",
     "MAD_TO_SIGMA",
     "PRIOR_LOG_SPREAD",
     "PRIOR_WEIGHT",
@@ -66,16 +67,23 @@ def robust_threshold_rule(quantile: float) -> str:
     return f"{quantile:.0%} quantile of a normal distribution fitted robustly (median, 1.4826 x MAD)"
 
 
-#: Typical spread of log LOF clip scores between normal recordings of one machine, in natural-log
-#: units. Measured with leave-one-recording-out on normal recordings only (10 of 30 DCASE 2020
-#: id_00 normals of the "unknown" machine and of the 26 DCASE 2023 valve section_00 normals,
-#: medians 0.52 and 0.66) and used as a prior when a user enrolls few recordings.
-PRIOR_LOG_SPREAD = 0.6
+#: Spreads of log clip scores between normal recordings of one machine, per detector, in
+#: natural-log units: ``(prior, single_recording)``. ``prior`` is pooled with the observed spread of
+#: a few recordings' leave-one-out scores; ``single_recording`` is used alone when one recording
+#: (cut into blocks) is all there is. Measured on normal recordings only, by
+#: ``python -m soundsentry.train.threshold_prior --data ../shared/data/mimii/clips.csv --out
+#: docs/enrollment_thresholds.md``: the smallest spreads that flag at most 1 % of the other normal
+#: recordings (same session or another release, SNR mix or domain) of 16 machines, averaged over
+#: machines and the shipped type bundles that did not hear them. Re-measure when encoders change.
+LOG_SPREAD_PRIORS: dict[str, tuple[float, float]] = {
+    "lof": (0.32, 0.22),
+    "knn": (0.38, 0.26),
+    "mahalanobis": (0.36, 0.34),
+}
+#: LOF's spreads (the defaults of :func:`lognormal_threshold`).
+PRIOR_LOG_SPREAD, SINGLE_RECORDING_LOG_SPREAD = LOG_SPREAD_PRIORS["lof"]
 #: The prior counts as this many recordings' worth of evidence about the spread.
 PRIOR_WEIGHT = 4
-#: With one recording the spread between recordings cannot be seen at all (blocks of one
-#: recording are far more alike than two recordings), so a wider spread is assumed.
-SINGLE_RECORDING_LOG_SPREAD = 0.9
 
 
 def lognormal_threshold(
@@ -87,10 +95,10 @@ def lognormal_threshold(
     prior_weight: float = PRIOR_WEIGHT,
     single_recording_spread: float = SINGLE_RECORDING_LOG_SPREAD,
 ) -> float:
-    """Upper prediction bound of a log-normal fitted to positive normal clip scores (LOF), for few recordings.
+    """Upper prediction bound of a log-normal fitted to positive normal clip scores, for few recordings.
 
-    LOF clip scores are ratios (about 1 for inliers) with a long right tail, so they are fitted
-    in log space. The centre is the median log score. The spread pools the observed standard
+    LOF clip scores are ratios (about 1 for inliers), kNN and Mahalanobis scores distances; all
+    are positive with a long right tail, so they are fitted in log space. The centre is the median log score. The spread pools the observed standard
     deviation of the log scores with a prior spread (``prior_spread``, weight ``prior_weight``
     recordings), because two or three leave-one-out scores say little about how much a next
     normal recording can differ; with a single recording (``n_recordings == 1``, block scores)
@@ -111,7 +119,7 @@ def lognormal_threshold(
     """
     values = _checked_scores(scores, quantile=quantile)
     if min(values) <= 0:
-        raise ValueError("the log-normal rule needs positive scores (LOF); use robust_threshold for others")
+        raise ValueError("the log-normal rule needs positive scores (LOF, kNN, Mahalanobis); use robust_threshold for others")
     logs = [math.log(v) for v in values]
     n_recordings = len(values) if n_recordings is None else n_recordings
     z = statistics.NormalDist().inv_cdf(quantile)
@@ -124,15 +132,21 @@ def lognormal_threshold(
     return float(math.exp(statistics.median(logs) + z * spread * math.sqrt(1 + 1 / m)))
 
 
-def lognormal_threshold_rule(quantile: float, *, n_recordings: int) -> str:
+def lognormal_threshold_rule(
+    quantile: float,
+    *,
+    n_recordings: int,
+    prior_spread: float = PRIOR_LOG_SPREAD,
+    single_recording_spread: float = SINGLE_RECORDING_LOG_SPREAD,
+) -> str:
     """The rule of :func:`lognormal_threshold` in words, for a card."""
     if n_recordings <= 1:
         return (
             f"{quantile:.0%} upper bound of a log-normal centred on the median log block score, with an assumed "
-            f"log spread of {SINGLE_RECORDING_LOG_SPREAD} (one recording shows no spread between recordings)"
+            f"log spread of {single_recording_spread} (one recording shows no spread between recordings)"
         )
     return (
         f"{quantile:.0%} upper prediction bound of a log-normal fitted to the leave-one-out scores (centre: median "
-        f"log score; spread: their standard deviation pooled with a prior of {PRIOR_LOG_SPREAD} worth "
+        f"log score; spread: their standard deviation pooled with a prior of {prior_spread} worth "
         f"{PRIOR_WEIGHT} recordings)"
     )

@@ -13,10 +13,11 @@ the user's normal recordings, and the threshold is calibrated from those recordi
    the others. A single recording cannot show that; it is cut into blocks of
    ``block_windows`` windows and each block is scored by a detector refitted without the
    block *and* without the windows that overlap it (leave-one-block-out);
-4. threshold: for LOF, :func:`soundsentry.calibration.lognormal_threshold` (a log-normal
-   prediction bound whose spread is pooled with a prior, so one to three recordings do not
-   give a threshold that flags the next normal recording; its prior spread was measured on LOF
-   scores); for the other detectors the training rule :func:`soundsentry.calibration.robust_threshold`;
+4. threshold: for LOF, kNN and Mahalanobis, :func:`soundsentry.calibration.lognormal_threshold`
+   (a log-normal prediction bound whose spread is pooled with a prior measured per detector on
+   normal recordings, so one to three recordings do not give a threshold that flags the next
+   normal recording or another day's); for the One-Class SVM the training rule
+   :func:`soundsentry.calibration.robust_threshold`;
 5. a complete new bundle (encoder copy, detector files, card) is written and loaded back.
 
 Abnormal recordings take no part in any step.
@@ -42,7 +43,13 @@ import numpy as np
 
 from .batch import find_audio_files
 from .bundle import CARD_NAME, file_sha256
-from .calibration import lognormal_threshold, lognormal_threshold_rule, robust_threshold, robust_threshold_rule
+from .calibration import (
+    LOG_SPREAD_PRIORS,
+    lognormal_threshold,
+    lognormal_threshold_rule,
+    robust_threshold,
+    robust_threshold_rule,
+)
 from .detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis
 from .errors import AudioTooShortError, EnrollmentError, SoundSentryError
 from .model import Model, aggregate_scores, load_model
@@ -342,15 +349,18 @@ def calibration_scores(
 def enrollment_threshold(detector: str, scores: Sequence[float], *, quantile: float, n_recordings: int) -> tuple[float, str]:
     """Threshold from normal calibration scores and its rule in words.
 
-    LOF scores are positive ratios: :func:`~soundsentry.calibration.lognormal_threshold`, which
-    stays sensible with one to a few recordings (its prior spread was measured on LOF scores, so
-    it is not reused for other detectors). Other scores (OC-SVM, which can be negative; kNN and
-    Mahalanobis distances): :func:`~soundsentry.calibration.robust_threshold`, the training pipeline's rule.
+    LOF, kNN and Mahalanobis scores are positive: :func:`~soundsentry.calibration.lognormal_threshold`
+    with the detector's spreads from :data:`~soundsentry.calibration.LOG_SPREAD_PRIORS`, which stays
+    sensible with one to a few recordings and covers another session of the same machine. OC-SVM
+    scores can be negative and no spread was measured for them: the training pipeline's
+    :func:`~soundsentry.calibration.robust_threshold`.
     """
-    if detector == "lof":
+    if detector in LOG_SPREAD_PRIORS:
+        prior, single = LOG_SPREAD_PRIORS[detector]
+        kwargs = {"prior_spread": prior, "single_recording_spread": single}
         return (
-            lognormal_threshold(scores, quantile=quantile, n_recordings=n_recordings),
-            lognormal_threshold_rule(quantile, n_recordings=n_recordings),
+            lognormal_threshold(scores, quantile=quantile, n_recordings=n_recordings, **kwargs),
+            lognormal_threshold_rule(quantile, n_recordings=n_recordings, **kwargs),
         )
     return robust_threshold(scores, quantile=quantile), f"{robust_threshold_rule(quantile)} to the calibration scores"
 
@@ -427,7 +437,7 @@ def enroll(
     n_neighbors, nu : optional
         LOF and kNN neighbours and OC-SVM ``nu`` (defaults: the parent's, else 20 for LOF and 5 for kNN).
     quantile : float
-        Quantile of the robust normal fit that becomes the threshold.
+        Quantile of the threshold rule's fitted distribution (see :func:`enrollment_threshold`).
     min_loo_recordings, block_windows : int
         Calibration by leave-one-recording-out from ``min_loo_recordings`` recordings on,
         else leave-one-block-out with blocks of ``block_windows`` windows (see :func:`calibration_plan`).

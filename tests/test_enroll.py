@@ -305,10 +305,11 @@ def test_knn_and_mahalanobis_enrollment_needs_no_scikit_learn(tmp_path):
 @requires("sklearn")
 def test_knn_and_mahalanobis_enrollment_match_sklearn_and_calibrate_leave_one_out(fan_model, tmp_path):
     """The enrolled detectors equal scikit-learn fitted on the enrolled windows; each calibration score equals
-    scikit-learn refitted without that recording; the threshold is the training pipeline's robust rule."""
+    scikit-learn refitted without that recording; the threshold is the log-normal rule with the detector's own
+    measured spreads (soundsentry.calibration.LOG_SPREAD_PRIORS), not LOF's."""
     from sklearn.covariance import LedoitWolf
     from sklearn.neighbors import NearestNeighbors
-    from soundsentry.calibration import robust_threshold
+    from soundsentry.calibration import LOG_SPREAD_PRIORS, lognormal_threshold
 
     model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "m", detectors=("mahalanobis", "knn"))
     assert model.default_detector == "mahalanobis" and model.detectors == ["mahalanobis", "knn"]
@@ -333,8 +334,14 @@ def test_knn_and_mahalanobis_enrollment_match_sklearn_and_calibrate_leave_one_ou
             float(np.mean(sk(np.concatenate(per_rec[:i] + per_rec[i + 1 :]), rec))) for i, rec in enumerate(per_rec)
         ]
         np.testing.assert_allclose(card[det]["calibration_scores"], loo, rtol=1e-5)
-        assert card[det]["threshold"] == pytest.approx(robust_threshold(loo, quantile=0.99), rel=1e-5)
-        assert "robustly" in card[det]["threshold_rule"] and "leave-one-recording-out" in card[det]["threshold_rule"]
+        prior, single = LOG_SPREAD_PRIORS[det]
+        assert LOG_SPREAD_PRIORS[det] != LOG_SPREAD_PRIORS["lof"]
+        expected_threshold = lognormal_threshold(
+            loo, quantile=0.99, n_recordings=len(loo), prior_spread=prior, single_recording_spread=single
+        )
+        assert card[det]["threshold"] == pytest.approx(expected_threshold, rel=1e-5)
+        rule = card[det]["threshold_rule"]
+        assert "log-normal" in rule and f"prior of {prior} " in rule and "leave-one-recording-out" in rule
     assert 0.0 < card["mahalanobis"]["shrinkage"] < 1.0
 
 
