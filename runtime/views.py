@@ -1,0 +1,262 @@
+"""Evidence in views, one verdict: the ``views`` detector.
+
+A window's feature row holds several *views* of the sound side by side (for the ``edgel3``
+encoder: the pretrained embedding, the steady spectrum's shape, the level, transients). Each view
+is judged on its own against the enrolled normal windows:
+
+1. **Distance.** The mean distance to the ``n_neighbors`` nearest enrolled windows (Euclidean,
+   within the view's columns).
+2. **Clip statistic.** The mean of the ``top_k`` largest window distances, so that a few bad
+   windows of an intermittent machine (a valve's actuation) count instead of being averaged away.
+3. **Threshold.** Each enrolled recording is scored by the view fitted *without it*
+   (leave-one-recording-out); a log-normal is fitted to those clip statistics and the threshold is
+   its upper prediction bound (:func:`soundsentry.calibration.lognormal_threshold`), at
+   ``1 - (1 - quantile) / n_views`` so that the views together keep the false-alarm rate
+   (Bonferroni). A view may declare a floor below which it never flags (the level view: a
+   microphone moved on the same healthy machine changes its level by up to ~3 dB).
+
+The clip score is the largest ``statistic / threshold`` over the views, so the verdict is
+**abnormal when any view passes its own threshold** (score > 1), and the evidence says which view
+did it and by how much. A window's score is the same ratio per window (for the score track).
+Anomalous recordings never take part. Only NumPy: enrollment works from the plain install.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .calibration import lognormal_threshold
+from .detectors import pairwise_distances
+from .errors import ModelIntegrityError
+
+__all__ = ["ViewSpec", "ViewsDetector", "top_k_mean"]
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One view: a named run of columns of the window feature row.
+
+    Attributes
+    ----------
+    name : str
+    start, stop : int
+        Column slice ``[start, stop)`` of the feature row.
+    floor : float
+        The view's threshold is never below this (in the view's distance units); 0 = no floor.
+    """
+
+    name: str
+    start: int
+    stop: int
+    floor: float = 0.0
+
+    def columns(self, X: np.ndarray) -> np.ndarray:
+        return X[:, self.start : self.stop]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "start": self.start, "stop": self.stop, "floor": self.floor}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ViewSpec:
+        return cls(name=str(data["name"]), start=int(data["start"]), stop=int(data["stop"]), floor=float(data["floor"]))
+
+
+def top_k_mean(values: np.ndarray, k: int) -> np.ndarray:
+    """Mean of the ``k`` largest entries along the last axis (all of them when fewer)."""
+    values = np.asarray(values, dtype=np.float64)
+    k = max(1, min(k, values.shape[-1]))
+    return -np.mean(np.partition(-values, k - 1, axis=-1)[..., :k], axis=-1)
+
+
+def _knn_distance(X: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
+    d = pairwise_distances(X, reference)
+    k = min(k, reference.shape[0])
+    return np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
+
+
+class ViewsDetector:
+    """Per-view nearest-neighbour distances, each calibrated on enrolled normals; any view can flag.
+
+    Parameters
+    ----------
+    views : sequence of ViewSpec
+    n_neighbors : int
+        Enrolled windows averaged in a view's distance.
+    top_k : int
+        Windows averaged in a clip statistic.
+    quantile : float
+        Wanted share of normal clips under the threshold, for all views together.
+    prior_spread, single_recording_spread : float
+        Log spreads of the threshold rule (see :func:`~soundsentry.calibration.lognormal_threshold`).
+    block_windows : int
+        With one enrolled recording, it is cut into blocks of this many windows, each scored
+        without itself, in place of other recordings.
+
+    Attributes
+    ----------
+    reference_ : np.ndarray, shape (n_reference, n_features)
+        Enrolled window rows, float32.
+    thresholds_ : np.ndarray, shape (n_views,)
+    calibration_ : np.ndarray, shape (n_calibration, n_views)
+        The leave-one-recording-out clip statistics behind the thresholds.
+    centre_ : np.ndarray, shape (n_features,)
+        Median enrolled row (what the evidence compares a window's level and bands against).
+    n_recordings_ : int
+    """
+
+    def __init__(
+        self,
+        *,
+        views: Sequence[ViewSpec],
+        n_neighbors: int = 3,
+        top_k: int = 2,
+        quantile: float = 0.99,
+        prior_spread: float = 0.38,
+        single_recording_spread: float = 0.26,
+        block_windows: int = 2,
+    ) -> None:
+        if not views:
+            raise ValueError("the views detector needs at least one view")
+        self.views = tuple(views)
+        self.n_neighbors = n_neighbors
+        self.top_k = top_k
+        self.quantile = quantile
+        self.prior_spread = prior_spread
+        self.single_recording_spread = single_recording_spread
+        self.block_windows = block_windows
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(self, recordings: Sequence[np.ndarray]) -> ViewsDetector:
+        """Fit on the window rows of normal recordings, a list of arrays of shape (n_windows_i, n_features)."""
+        recordings = [np.asarray(r, dtype=np.float32) for r in recordings if len(r)]
+        if not recordings:
+            raise ValueError("no windows to fit the views detector on")
+        self.n_recordings_ = len(recordings)
+        groups = recordings if len(recordings) > 1 else self._blocks(recordings[0])
+        calibration = []
+        for i, held_out in enumerate(groups):
+            rest = np.concatenate([g for j, g in enumerate(groups) if j != i])
+            calibration.append(self._statistics(held_out, rest))
+        self.calibration_ = np.asarray(calibration)
+        per_view_quantile = 1.0 - (1.0 - self.quantile) / len(self.views)
+        thresholds = []
+        for v, view in enumerate(self.views):
+            scores = np.maximum(self.calibration_[:, v], 1e-9)
+            bound = lognormal_threshold(
+                scores,
+                quantile=per_view_quantile,
+                n_recordings=self.n_recordings_,
+                prior_spread=self.prior_spread,
+                single_recording_spread=self.single_recording_spread,
+            )
+            thresholds.append(max(bound, view.floor))
+        self.thresholds_ = np.asarray(thresholds)
+        self.reference_ = np.concatenate(recordings)
+        self.centre_ = np.median(self.reference_, axis=0).astype(np.float32)
+        return self
+
+    def _blocks(self, rows: np.ndarray) -> list[np.ndarray]:
+        n = max(2, len(rows) // self.block_windows)
+        blocks = [b for b in np.array_split(rows, n) if len(b)]
+        if len(blocks) < 2:
+            raise ValueError("one recording must give at least two windows to calibrate the views detector")
+        return blocks
+
+    def _statistics(self, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        distances = np.stack(
+            [_knn_distance(view.columns(X), view.columns(reference), self.n_neighbors) for view in self.views], axis=1
+        )
+        return top_k_mean(distances.T, self.top_k)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def view_distances(self, X: np.ndarray) -> np.ndarray:
+        """Each window's distance to the enrolled windows, per view, shape (n_windows, n_views)."""
+        X = np.asarray(X, dtype=np.float32)
+        return np.stack(
+            [_knn_distance(view.columns(X), view.columns(self.reference_), self.n_neighbors) for view in self.views],
+            axis=1,
+        )
+
+    def view_ratios(self, X: np.ndarray) -> np.ndarray:
+        """Window distance over the view's threshold, shape (n_windows, n_views); > 1 passes the threshold."""
+        return self.view_distances(X) / self.thresholds_
+
+    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        """Window scores: the largest view ratio per window, shape (n_windows,)."""
+        return self.view_ratios(X).max(axis=1)
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """scikit-learn convention: higher = more normal."""
+        return -self.anomaly_score(X)
+
+    def clip_view_scores(self, X: np.ndarray) -> np.ndarray:
+        """Each view's clip statistic over its threshold, shape (n_views,)."""
+        return top_k_mean(self.view_distances(X).T, self.top_k) / self.thresholds_
+
+    def clip_score(self, X: np.ndarray) -> float:
+        """The clip score: the largest view's clip ratio (> 1: abnormal at the calibrated threshold)."""
+        return float(self.clip_view_scores(X).max())
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        np.savez(
+            path,
+            reference=self.reference_.astype(np.float32),
+            thresholds=self.thresholds_,
+            calibration=self.calibration_,
+            centre=self.centre_,
+            views=np.array([[v.start, v.stop] for v in self.views], dtype=np.int64),
+            floors=np.array([v.floor for v in self.views]),
+            names=np.array([v.name for v in self.views]),
+            params=np.array(
+                [self.n_neighbors, self.top_k, self.quantile, self.prior_spread, self.single_recording_spread,
+                 self.block_windows, self.n_recordings_],
+                dtype=np.float64,
+            ),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ViewsDetector:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                names = [str(n) for n in data["names"]]
+                spans = data["views"].astype(int)
+                floors = data["floors"].astype(float)
+                params = data["params"]
+                views = [ViewSpec(n, int(a), int(b), float(f)) for n, (a, b), f in zip(names, spans, floors, strict=True)]
+                det = cls(
+                    views=views,
+                    n_neighbors=int(params[0]),
+                    top_k=int(params[1]),
+                    quantile=float(params[2]),
+                    prior_spread=float(params[3]),
+                    single_recording_spread=float(params[4]),
+                    block_windows=int(params[5]),
+                )
+                det.n_recordings_ = int(params[6])
+                det.reference_ = np.ascontiguousarray(data["reference"], dtype=np.float32)
+                det.thresholds_ = data["thresholds"].astype(np.float64)
+                det.calibration_ = data["calibration"].astype(np.float64)
+                det.centre_ = data["centre"].astype(np.float32)
+        except (OSError, KeyError, ValueError, IndexError) as exc:
+            raise ModelIntegrityError(f"{path}: not a views detector file ({exc})") from exc
+        width = det.reference_.shape[1] if det.reference_.ndim == 2 else -1
+        if (
+            det.reference_.ndim != 2
+            or len(det.reference_) == 0
+            or det.thresholds_.shape != (len(views),)
+            or not np.all(np.isfinite(det.thresholds_))
+            or np.any(det.thresholds_ <= 0)
+            or any(not 0 <= v.start < v.stop <= width for v in views)
+            or det.centre_.shape != (width,)
+        ):
+            raise ModelIntegrityError(f"{path}: views detector arrays are inconsistent")
+        return det
+
+    def __repr__(self) -> str:
+        return f"ViewsDetector(views={[v.name for v in self.views]}, n_neighbors={self.n_neighbors}, top_k={self.top_k})"
+

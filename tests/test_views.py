@@ -1,0 +1,124 @@
+"""The views detector and the signal views: real clips, references computed in the test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from soundsentry.errors import ModelIntegrityError
+from soundsentry.evidence import explain, summary
+from soundsentry.signal_views import SignalViewParams, band_edges_hz, signal_views
+from soundsentry.views import ViewsDetector, ViewSpec, top_k_mean
+
+from .conftest import DATA_DIR, MULTICHANNEL_CLIP, requires
+
+PARAMS = SignalViewParams()
+VIEWS = [ViewSpec("shape", 0, 64), ViewSpec("level", 64, 65, floor=3.0), ViewSpec("transient", 65, 67)]
+
+
+def _segments(y: np.ndarray, seconds: float = 1.0, sr: int = 16000) -> np.ndarray:
+    w = int(seconds * sr)
+    n = (len(y) - w) // w + 1
+    return np.stack([y[i * w : (i + 1) * w] for i in range(n)])
+
+
+@pytest.fixture(scope="module")
+def microphones() -> list[np.ndarray]:
+    """The 8 microphones of one real MIMII moment, each as 1-s windows of signal views."""
+    y, sr = sf.read(MULTICHANNEL_CLIP, dtype="float32", always_2d=True)
+    assert sr == 16000
+    return [signal_views(_segments(y[:, c])) for c in range(y.shape[1])]
+
+
+def test_level_is_the_windows_power_in_dbfs():
+    y, _ = sf.read(DATA_DIR / "yos95_id_06_normal_id_06_00000012.flac", dtype="float32")
+    seg = _segments(y)
+    views = signal_views(seg)
+    expected = 10 * np.log10(np.mean(seg.astype(np.float64) ** 2, axis=1))
+    np.testing.assert_allclose(views[:, 64], expected, atol=1e-4)
+    # a gain of 2 is +6.02 dB and leaves the shape alone
+    louder = signal_views(seg * 2)
+    np.testing.assert_allclose(louder[:, 64] - views[:, 64], 20 * np.log10(2), atol=1e-4)
+    np.testing.assert_allclose(louder[:, :64], views[:, :64], atol=1e-3)
+
+
+@requires("librosa")
+def test_shape_matches_librosa_mel_spectrum():
+    import librosa
+
+    y, _ = sf.read(DATA_DIR / "yos95_id_06_normal_id_06_00000012.flac", dtype="float32")
+    seg = _segments(y)[:3]
+    ours = signal_views(seg)[:, :64]
+    for i, s in enumerate(seg):
+        mel = librosa.feature.melspectrogram(y=s, sr=16000, n_fft=1024, hop_length=512, n_mels=64, center=False)
+        db = 10 * np.log10(mel.mean(axis=1) + 1e-12)
+        # the shape is relative to its own mean, so librosa's different power scaling cancels
+        np.testing.assert_allclose(ours[i], db - db.mean(), atol=2e-3)
+
+
+@requires("sklearn")
+def test_view_distances_match_scikit_learn_neighbours(microphones):
+    from sklearn.neighbors import NearestNeighbors
+
+    det = ViewsDetector(views=VIEWS, n_neighbors=3).fit(microphones[1:])
+    X = microphones[0]
+    got = det.view_distances(X)
+    for v, view in enumerate(VIEWS):
+        nn = NearestNeighbors(n_neighbors=3).fit(det.reference_[:, view.start : view.stop])
+        dist, _ = nn.kneighbors(X[:, view.start : view.stop])
+        np.testing.assert_allclose(got[:, v], dist.mean(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_thresholds_come_from_leave_one_recording_out(microphones):
+    det = ViewsDetector(views=VIEWS).fit(microphones[1:])
+    # recording 0's calibration statistic is its clip statistic against the other six
+    rest = ViewsDetector(views=VIEWS).fit(microphones[2:])
+    own = top_k_mean(rest.view_distances(microphones[1]).T, det.top_k)
+    np.testing.assert_allclose(det.calibration_[0], own, rtol=1e-6)
+    assert det.thresholds_[1] >= 3.0  # the level floor holds
+    assert det.calibration_.shape == (7, 3)
+
+
+def test_an_unheard_microphone_of_the_same_moment_is_normal_and_a_gain_step_is_flagged_as_louder(microphones):
+    det = ViewsDetector(views=VIEWS).fit(microphones[1:])
+    assert det.clip_score(microphones[0]) < 1.0
+    y, _ = sf.read(MULTICHANNEL_CLIP, dtype="float32", always_2d=True)
+    louder = signal_views(_segments(y[:, 0] * 10 ** (8 / 20)))  # +8 dB
+    assert det.clip_score(louder) > 1.0
+    evidence = explain(det, louder, band_edges_hz=band_edges_hz(PARAMS))
+    assert evidence[0].view == "level" and evidence[0].flagged
+    assert 6.0 < evidence[0].value < 10.0
+    assert "louder than enrolled" in summary(evidence)
+
+
+def test_a_band_change_is_named_by_the_shape_view(microphones):
+    det = ViewsDetector(views=VIEWS).fit(microphones[1:])
+    y, _ = sf.read(MULTICHANNEL_CLIP, dtype="float32", always_2d=True)
+    # a steady 1.5 kHz whine well above the fan's own spectrum there
+    t = np.arange(len(y)) / 16000
+    whine = y[:, 0] + 0.05 * np.sin(2 * np.pi * 1500 * t).astype(np.float32)
+    evidence = {e.view: e for e in explain(det, signal_views(_segments(whine)), band_edges_hz=band_edges_hz(PARAMS))}
+    assert evidence["shape"].flagged
+    assert evidence["shape"].reading.startswith("1 kHz-2 kHz band +")
+
+
+def test_one_recording_is_calibrated_on_blocks(microphones):
+    det = ViewsDetector(views=VIEWS).fit(microphones[:1])
+    assert det.n_recordings_ == 1
+    assert len(det.calibration_) == len(microphones[0]) // det.block_windows
+    assert np.all(np.isfinite(det.thresholds_))
+
+
+def test_save_and_load_give_the_same_scores_and_refuse_a_tampered_file(tmp_path, microphones):
+    det = ViewsDetector(views=VIEWS).fit(microphones[1:])
+    path = tmp_path / "views.npz"
+    det.save(path)
+    again = ViewsDetector.load(path)
+    np.testing.assert_array_equal(again.anomaly_score(microphones[0]), det.anomaly_score(microphones[0]))
+    assert [v.name for v in again.views] == ["shape", "level", "transient"]
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["thresholds"] = -arrays["thresholds"]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ModelIntegrityError, match=r"bad\.npz"):
+        ViewsDetector.load(tmp_path / "bad.npz")
