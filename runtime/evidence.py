@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .views import ViewsDetector, top_k_mean
+from .views import ViewsDetector
 
 __all__ = ["ViewEvidence", "explain", "summary"]
 
@@ -60,10 +60,11 @@ def explain(detector: ViewsDetector, X: np.ndarray, *, band_edges_hz: np.ndarray
     """Evidence per view for one clip's window rows ``X`` (n_windows, n_features), most flagged first."""
     X = np.asarray(X, dtype=np.float32)
     ratios = detector.view_ratios(X)  # (n_windows, n_views)
-    clip = top_k_mean(detector.view_distances(X).T, detector.top_k) / detector.thresholds_
+    clip = detector.clip_view_scores(X)
     out = []
     for v, view in enumerate(detector.views):
-        rows = X[_top_windows(ratios[:, v], detector.top_k)]
+        # a clip view speaks for the whole clip, a windows view for its worst windows
+        rows = X if view.pool == "clip" else X[_top_windows(ratios[:, v], detector.top_k)]
         ratio = float(clip[v])
         if view.name == "level":
             value = float(np.mean(view.columns(rows)) - float(np.mean(view.columns(detector.centre_[None]))))

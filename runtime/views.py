@@ -4,11 +4,14 @@ A window's feature row holds several *views* of the sound side by side (for the 
 encoder: the pretrained embedding, the steady spectrum's shape, the level, transients). Each view
 is judged on its own against the enrolled normal windows:
 
-1. **Distance.** The mean distance to the ``n_neighbors`` nearest enrolled windows (Euclidean,
-   within the view's columns).
-2. **Clip statistic.** The mean of the ``top_k`` largest window distances, so that a few bad
-   windows of an intermittent machine (a valve's actuation) count instead of being averaged away.
-3. **Threshold.** Each enrolled recording is scored by the view fitted *without it*
+1. **Clip statistic.** A steady view (``pool="clip"``: embedding, spectrum shape, level) compares
+   the clip's mean row with the enrolled recordings' mean rows (mean distance to the
+   ``n_neighbors`` nearest, Euclidean within the view's columns): averaging over the clip removes
+   the window-to-window noise of a steady machine. An event view (``pool="windows"``: transients)
+   compares each window with the enrolled windows and averages the ``top_k`` largest distances, so
+   that a few bad windows of an intermittent machine (a valve's actuation) count instead of being
+   averaged away.
+2. **Threshold.** Each enrolled recording is scored by the view fitted *without it*
    (leave-one-recording-out); a log-normal is fitted to those clip statistics and the threshold is
    its upper prediction bound (:func:`soundsentry.calibration.lognormal_threshold`), at
    ``1 - (1 - quantile) / n_views`` so that the views together keep the false-alarm rate
@@ -33,7 +36,10 @@ from .calibration import lognormal_threshold
 from .detectors import pairwise_distances
 from .errors import ModelIntegrityError
 
-__all__ = ["ViewSpec", "ViewsDetector", "top_k_mean"]
+__all__ = ["POOLS", "ViewSpec", "ViewsDetector", "top_k_mean"]
+
+#: How a view turns windows into a clip statistic (see :class:`ViewSpec`).
+POOLS = ("clip", "windows")
 
 
 @dataclass(frozen=True)
@@ -47,22 +53,38 @@ class ViewSpec:
         Column slice ``[start, stop)`` of the feature row.
     floor : float
         The view's threshold is never below this (in the view's distance units); 0 = no floor.
+    pool : {"clip", "windows"}
+        ``"clip"``: the clip's mean row is compared with the enrolled recordings' mean rows (a steady
+        sound: averaging over the clip removes the window-to-window noise); ``"windows"``: every
+        window is compared with the enrolled windows and the ``top_k`` largest distances are
+        averaged (short events that a mean would drown).
     """
 
     name: str
     start: int
     stop: int
     floor: float = 0.0
+    pool: str = "clip"
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise ValueError(f"view {self.name!r}: pool must be one of {POOLS}, got {self.pool!r}")
 
     def columns(self, X: np.ndarray) -> np.ndarray:
         return X[:, self.start : self.stop]
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "start": self.start, "stop": self.stop, "floor": self.floor}
+        return {"name": self.name, "start": self.start, "stop": self.stop, "floor": self.floor, "pool": self.pool}
 
     @classmethod
     def from_dict(cls, data: dict) -> ViewSpec:
-        return cls(name=str(data["name"]), start=int(data["start"]), stop=int(data["stop"]), floor=float(data["floor"]))
+        return cls(
+            name=str(data["name"]),
+            start=int(data["start"]),
+            stop=int(data["stop"]),
+            floor=float(data["floor"]),
+            pool=str(data.get("pool", "clip")),
+        )
 
 
 def top_k_mean(values: np.ndarray, k: int) -> np.ndarray:
@@ -100,6 +122,9 @@ class ViewsDetector:
     ----------
     reference_ : np.ndarray, shape (n_reference, n_features)
         Enrolled window rows, float32.
+    recording_means_ : np.ndarray, shape (n_recordings, n_features)
+        Mean row of each enrolled recording (of each block, with one recording): the reference of
+        clip views.
     thresholds_ : np.ndarray, shape (n_views,)
     calibration_ : np.ndarray, shape (n_calibration, n_views)
         The leave-one-recording-out clip statistics behind the thresholds.
@@ -139,8 +164,8 @@ class ViewsDetector:
         groups = recordings if len(recordings) > 1 else self._blocks(recordings[0])
         calibration = []
         for i, held_out in enumerate(groups):
-            rest = np.concatenate([g for j, g in enumerate(groups) if j != i])
-            calibration.append(self._statistics(held_out, rest))
+            rest = [g for j, g in enumerate(groups) if j != i]
+            calibration.append(self._statistics(held_out, np.concatenate(rest), np.stack([g.mean(0) for g in rest])))
         self.calibration_ = np.asarray(calibration)
         per_view_quantile = 1.0 - (1.0 - self.quantile) / len(self.views)
         thresholds = []
@@ -156,6 +181,7 @@ class ViewsDetector:
             thresholds.append(max(bound, view.floor))
         self.thresholds_ = np.asarray(thresholds)
         self.reference_ = np.concatenate(recordings)
+        self.recording_means_ = np.stack([g.mean(0) for g in groups]).astype(np.float32)
         self.centre_ = np.median(self.reference_, axis=0).astype(np.float32)
         return self
 
@@ -166,27 +192,39 @@ class ViewsDetector:
             raise ValueError("one recording must give at least two windows to calibrate the views detector")
         return blocks
 
-    def _statistics(self, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        distances = np.stack(
-            [_knn_distance(view.columns(X), view.columns(reference), self.n_neighbors) for view in self.views], axis=1
-        )
-        return top_k_mean(distances.T, self.top_k)
+    def _statistics(self, X: np.ndarray, windows: np.ndarray, means: np.ndarray) -> np.ndarray:
+        """Each view's clip statistic of window rows ``X`` against reference windows and recording means."""
+        out = np.empty(len(self.views))
+        for v, view in enumerate(self.views):
+            if view.pool == "clip":
+                out[v] = _knn_distance(view.columns(X.mean(0, keepdims=True)), view.columns(means), self.n_neighbors)[0]
+            else:
+                distances = _knn_distance(view.columns(X), view.columns(windows), self.n_neighbors)
+                out[v] = top_k_mean(distances, self.top_k)
+        return out
 
     # -- scoring -------------------------------------------------------------------------------
+    def _reference(self, view: ViewSpec) -> np.ndarray:
+        return view.columns(self.recording_means_ if view.pool == "clip" else self.reference_)
+
     def view_distances(self, X: np.ndarray) -> np.ndarray:
-        """Each window's distance to the enrolled windows, per view, shape (n_windows, n_views)."""
+        """Each window's distance to the view's reference (enrolled recordings' means for clip views,
+        enrolled windows otherwise), shape (n_windows, n_views)."""
         X = np.asarray(X, dtype=np.float32)
         return np.stack(
-            [_knn_distance(view.columns(X), view.columns(self.reference_), self.n_neighbors) for view in self.views],
-            axis=1,
+            [_knn_distance(view.columns(X), self._reference(view), self.n_neighbors) for view in self.views], axis=1
         )
 
     def view_ratios(self, X: np.ndarray) -> np.ndarray:
-        """Window distance over the view's threshold, shape (n_windows, n_views); > 1 passes the threshold."""
+        """Window distance over the view's threshold, shape (n_windows, n_views): the score track's evidence."""
         return self.view_distances(X) / self.thresholds_
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
-        """Window scores: the largest view ratio per window, shape (n_windows,)."""
+        """Window scores: the largest view ratio per window, shape (n_windows,).
+
+        A single window of a clip view is noisier than the clip's mean, so window scores can pass 1
+        while the clip stays normal: the verdict is :meth:`clip_score`'s.
+        """
         return self.view_ratios(X).max(axis=1)
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
@@ -194,8 +232,9 @@ class ViewsDetector:
         return -self.anomaly_score(X)
 
     def clip_view_scores(self, X: np.ndarray) -> np.ndarray:
-        """Each view's clip statistic over its threshold, shape (n_views,)."""
-        return top_k_mean(self.view_distances(X).T, self.top_k) / self.thresholds_
+        """Each view's clip statistic over its threshold, shape (n_views,); > 1: the view flags the clip."""
+        X = np.asarray(X, dtype=np.float32)
+        return self._statistics(X, self.reference_, self.recording_means_) / self.thresholds_
 
     def clip_score(self, X: np.ndarray) -> float:
         """The clip score: the largest view's clip ratio (> 1: abnormal at the calibrated threshold)."""
@@ -206,6 +245,8 @@ class ViewsDetector:
         np.savez(
             path,
             reference=self.reference_.astype(np.float32),
+            recording_means=self.recording_means_,
+            pools=np.array([v.pool for v in self.views]),
             thresholds=self.thresholds_,
             calibration=self.calibration_,
             centre=self.centre_,
@@ -227,7 +268,11 @@ class ViewsDetector:
                 spans = data["views"].astype(int)
                 floors = data["floors"].astype(float)
                 params = data["params"]
-                views = [ViewSpec(n, int(a), int(b), float(f)) for n, (a, b), f in zip(names, spans, floors, strict=True)]
+                pools = [str(p) for p in data["pools"]]
+                views = [
+                    ViewSpec(n, int(a), int(b), float(f), p)
+                    for n, (a, b), f, p in zip(names, spans, floors, pools, strict=True)
+                ]
                 det = cls(
                     views=views,
                     n_neighbors=int(params[0]),
@@ -239,10 +284,11 @@ class ViewsDetector:
                 )
                 det.n_recordings_ = int(params[6])
                 det.reference_ = np.ascontiguousarray(data["reference"], dtype=np.float32)
+                det.recording_means_ = np.ascontiguousarray(data["recording_means"], dtype=np.float32)
                 det.thresholds_ = data["thresholds"].astype(np.float64)
                 det.calibration_ = data["calibration"].astype(np.float64)
                 det.centre_ = data["centre"].astype(np.float32)
-        except (OSError, KeyError, ValueError, IndexError) as exc:
+        except (OSError, KeyError, ValueError, IndexError, TypeError) as exc:
             raise ModelIntegrityError(f"{path}: not a views detector file ({exc})") from exc
         width = det.reference_.shape[1] if det.reference_.ndim == 2 else -1
         if (
@@ -253,6 +299,8 @@ class ViewsDetector:
             or np.any(det.thresholds_ <= 0)
             or any(not 0 <= v.start < v.stop <= width for v in views)
             or det.centre_.shape != (width,)
+            or det.recording_means_.ndim != 2
+            or det.recording_means_.shape[1] != width
         ):
             raise ModelIntegrityError(f"{path}: views detector arrays are inconsistent")
         return det

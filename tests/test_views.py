@@ -13,7 +13,7 @@ from soundsentry.views import ViewsDetector, ViewSpec, top_k_mean
 from .conftest import DATA_DIR, MULTICHANNEL_CLIP, requires
 
 PARAMS = SignalViewParams()
-VIEWS = [ViewSpec("shape", 0, 64), ViewSpec("level", 64, 65, floor=3.0), ViewSpec("transient", 65, 67)]
+VIEWS = [ViewSpec("shape", 0, 64), ViewSpec("level", 64, 65, floor=3.0), ViewSpec("transient", 65, 67, pool="windows")]
 
 
 def _segments(y: np.ndarray, seconds: float = 1.0, sr: int = 16000) -> np.ndarray:
@@ -64,7 +64,8 @@ def test_view_distances_match_scikit_learn_neighbours(microphones):
     X = microphones[0]
     got = det.view_distances(X)
     for v, view in enumerate(VIEWS):
-        nn = NearestNeighbors(n_neighbors=3).fit(det.reference_[:, view.start : view.stop])
+        reference = det.recording_means_ if view.pool == "clip" else det.reference_
+        nn = NearestNeighbors(n_neighbors=3).fit(reference[:, view.start : view.stop])
         dist, _ = nn.kneighbors(X[:, view.start : view.stop])
         np.testing.assert_allclose(got[:, v], dist.mean(axis=1), rtol=1e-5, atol=1e-5)
 
@@ -73,8 +74,15 @@ def test_thresholds_come_from_leave_one_recording_out(microphones):
     det = ViewsDetector(views=VIEWS).fit(microphones[1:])
     # recording 0's calibration statistic is its clip statistic against the other six
     rest = ViewsDetector(views=VIEWS).fit(microphones[2:])
-    own = top_k_mean(rest.view_distances(microphones[1]).T, det.top_k)
-    np.testing.assert_allclose(det.calibration_[0], own, rtol=1e-6)
+    own = rest.clip_view_scores(microphones[1]) * rest.thresholds_
+    np.testing.assert_allclose(det.calibration_[0], own, rtol=1e-5)
+    # a clip view's statistic: the clip's mean row against the other recordings' mean rows
+    means = np.stack([m.mean(0) for m in microphones[2:]])
+    d = np.sort(np.linalg.norm(means[:, :64] - microphones[1].mean(0)[:64], axis=1))[:3].mean()
+    np.testing.assert_allclose(det.calibration_[0][0], d, rtol=1e-5)
+    # an event view's: the mean of the top_k window distances
+    windows = rest.view_distances(microphones[1])[:, 2]
+    np.testing.assert_allclose(det.calibration_[0][2], top_k_mean(windows, det.top_k), rtol=1e-5)
     assert det.thresholds_[1] >= 3.0  # the level floor holds
     assert det.calibration_.shape == (7, 3)
 
@@ -87,7 +95,10 @@ def test_an_unheard_microphone_of_the_same_moment_is_normal_and_a_gain_step_is_f
     assert det.clip_score(louder) > 1.0
     evidence = explain(det, louder, band_edges_hz=band_edges_hz(PARAMS))
     assert evidence[0].view == "level" and evidence[0].flagged
-    assert 6.0 < evidence[0].value < 10.0
+    # the reading is the clip's level against the enrolled recordings' median level
+    expected = louder[:, 64].mean() - np.median(np.concatenate([m[:, 64] for m in microphones[1:]]))
+    assert evidence[0].value == pytest.approx(expected, abs=0.05)
+    assert evidence[0].value > 3.0
     assert "louder than enrolled" in summary(evidence)
 
 
