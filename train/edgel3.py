@@ -30,7 +30,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-
 from soundsentry.edgel3_frontend import EDGEL3_FRAMES, EDGEL3_N_MELS, EDGEL3_WINDOW
 from soundsentry.train.tf_compat import import_tensorflow
 
@@ -39,6 +38,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ENCODERS",
     "build_edgel3",
+    "build_named_encoder",
     "edgel3_weights_path",
     "kapre_reference_log_mel",
     "load_edgel3_h5",
