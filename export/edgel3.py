@@ -14,13 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from soundsentry.edgel3_frontend import (
-    EDGEL3_FRAMES,
-    EDGEL3_N_MELS,
-    decimate_16k_to_8k,
-    edgel3_log_mel,
-    frame_windows,
-)
+from soundsentry.edgel3_frontend import EDGEL3_FRAMES, EDGEL3_N_MELS, edgel3_front_end
 from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
 from soundsentry.onnx_session import open_session
 
@@ -55,7 +49,7 @@ def clip_log_mel(path: str | Path, *, hop: int = 4000) -> np.ndarray:
     y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     if sr != 16000:
         raise ValueError(f"{path}: expected 16 kHz audio, got {sr} Hz")
-    return edgel3_log_mel(frame_windows(decimate_16k_to_8k(y[:, 0]), hop=hop))
+    return edgel3_front_end(y[:, 0], hop=hop)
 
 
 def export_edgel3(

@@ -29,6 +29,7 @@ __all__ = [
     "EDGEL3_WINDOW",
     "decimate_16k_to_8k",
     "decimator_taps",
+    "edgel3_front_end",
     "edgel3_log_mel",
     "edgel3_mel_matrix",
     "frame_windows",
@@ -213,3 +214,22 @@ def _log_mel_chunk(windows_8k: np.ndarray) -> np.ndarray:
     db -= db.max(axis=(1, 2), keepdims=True)
     np.maximum(db, np.float32(-_DYNAMIC_RANGE), out=db)
     return db.transpose(0, 2, 1)
+
+
+def edgel3_front_end(y16k: np.ndarray, *, hop: int = EDGEL3_WINDOW // 2) -> np.ndarray:
+    """The whole front end: 16 kHz mono audio -> EdgeL3 log-mel windows.
+
+    :func:`decimate_16k_to_8k`, then :func:`frame_windows` (1-s windows, ``hop`` samples at 8 kHz apart),
+    then :func:`edgel3_log_mel`.
+
+    Parameters
+    ----------
+    y16k : np.ndarray, shape (n,)
+    hop : int
+        Window hop in samples at 8 kHz (4000: 19 windows from a 10-s clip; 8000: 10 windows).
+
+    Returns
+    -------
+    np.ndarray, shape (n_windows, 64, 50), float32
+    """
+    return edgel3_log_mel(frame_windows(decimate_16k_to_8k(y16k), hop=hop))

@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import onnxruntime as ort
 import soundfile as sf
-from soundsentry.edgel3_frontend import decimate_16k_to_8k, edgel3_log_mel, frame_windows
+from soundsentry.edgel3_frontend import decimate_16k_to_8k, edgel3_front_end, edgel3_log_mel, frame_windows
 from soundsentry.export.edgel3 import clip_log_mel, export_edgel3
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,20 +65,17 @@ def main() -> int:
 
     exported = [export_edgel3(n, args.out / f"{n}.onnx", check_windows=clip_log_mel(args.clip)) for n in ENCODERS]
 
-    def front_end(hop: int) -> np.ndarray:
-        return edgel3_log_mel(frame_windows(decimate_16k_to_8k(y), hop=hop))
-
     rows = []
     decimate_ms = median_ms(lambda: decimate_16k_to_8k(y))
     for hop in HOPS:
-        logmel = front_end(hop)
+        logmel = edgel3_front_end(y, hop=hop)
         windows = frame_windows(decimate_16k_to_8k(y), hop=hop)
         row = {
             "windows": logmel.shape[0],
             "hop": hop / 8000,
             "decimate": decimate_ms,
             "log-mel": median_ms(lambda windows=windows: edgel3_log_mel(windows)),
-            "front end": median_ms(lambda hop=hop: front_end(hop)),
+            "front end": median_ms(lambda hop=hop: edgel3_front_end(y, hop=hop)),
         }
         for done in exported:
             session = one_thread_session(done.path)
@@ -92,7 +89,7 @@ def main() -> int:
         "`shared/weights/edgel3-sea-ust-64/edgel3_sea_ust_audio_emb_64.h5.gz` (MIT: keep "
         "`shared/weights/edgel3-sea-ust-64/LICENSE` with anything derived from it).",
         "",
-        "Front end (runtime, NumPy): `soundsentry.edgel3_frontend`: `decimate_16k_to_8k(y16k)` -> "
+        "Front end (runtime, NumPy): `soundsentry.edgel3_frontend.edgel3_front_end(y16k, hop=4000)` = `decimate_16k_to_8k(y16k)` -> "
         "`frame_windows(y8k, window=8000, hop=...)` (n, 8000) -> `edgel3_log_mel(windows)` (n, 64, 50) float32 dB.",
         "",
         "| file | input `logmel` | output `latent` | what | ONNX vs Keras max abs diff (max abs latent) | size |",

@@ -14,6 +14,7 @@ import soundfile as sf
 from soundsentry.edgel3_frontend import (
     decimate_16k_to_8k,
     decimator_taps,
+    edgel3_front_end,
     edgel3_log_mel,
     edgel3_mel_matrix,
     frame_windows,
@@ -93,6 +94,9 @@ def test_log_mel_shape_range_and_level_blindness():
     windows = _clip_windows(CLIP)
     logmel = edgel3_log_mel(windows)
     assert logmel.shape == (19, 64, 50) and logmel.dtype == np.float32
+    y, _ = sf.read(str(CLIP), dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(edgel3_front_end(y[:, 0]), logmel)
+    assert edgel3_front_end(y[:, 0], hop=8000).shape == (10, 64, 50)
     assert np.all(logmel.max(axis=(1, 2)) == 0.0) and logmel.min() >= -80.0
     # Each window is scaled to its own maximum: EdgeL3 does not hear a gain change (20 dB here).
     np.testing.assert_allclose(edgel3_log_mel(10 * windows), logmel, atol=1e-3)
