@@ -54,6 +54,37 @@ def one_thread_session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
+def notes() -> list[str]:
+    """What the lead needs to know beyond the numbers, with the multiply-accumulates counted from the h5."""
+    from soundsentry.train.edgel3 import load_edgel3_h5
+
+    stored = load_edgel3_h5()
+    convs = [
+        "conv2d_1",
+        "conv2d_2",
+        "conv2d_3",
+        "conv2d_4",
+        "conv2d_5",
+        "conv2d_6",
+        "conv2d_7",
+        "audio_embedding_layer",
+    ]
+    sizes = [(64, 50)] * 2 + [(32, 25)] * 2 + [(16, 12)] * 2 + [(8, 6)] * 2  # 'same' convs, 2x2 pools between
+    macs = [h * w * int(np.prod(stored[c]["kernel"].shape)) for c, (h, w) in zip(convs, sizes, strict=True)]
+    return [
+        "## Notes",
+        "",
+        f"- Multiply-accumulates per window (3x3 convs, from the h5's kernel shapes): {sum(macs) / 1e6:.1f} M in all, "
+        f"{sum(macs[:6]) / 1e6:.1f} M up to block 3 ({100 * sum(macs[:6]) / sum(macs):.0f}%): cutting at block 3 "
+        "saves little time; blocks 1-2 cost the most.",
+        "- `edgel3_log_mel` subtracts each window's maximum (kapre's dB): EdgeL3 does not hear a window's level; "
+        "loudness must be another view.",
+        "- Other cuts: `soundsentry.train.edgel3.build_edgel3(block=3, reduce=..., pooled=False)` (block 3 before "
+        "its pool, 16 x 12 x 128), `block4_time_mean_flat` (512) and `block4_mean` (64) in `ENCODERS`; export any "
+        "with `python -m soundsentry.export.edgel3 OUT --encoders NAME... --clip CLIP`.",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -131,6 +162,7 @@ def main() -> int:
             + " | ".join(f"{row[k][0]:.1f} / {row[k][1]:.1f}" for k in keys)
             + " |"
         )
+    lines += ["", *notes()]
     text = "\n".join(lines) + "\n"
     (args.out / "README.md").write_text(text)
     print(text)
