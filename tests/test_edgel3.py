@@ -199,3 +199,18 @@ def test_onnx_equals_keras_on_a_real_clip(tmp_path, name):
     latent = session.run(["latent"], {"logmel": windows})[0]
     assert latent.shape == (19, {"block3_time_mean_flat": 1024, "full64": 64}[name])
     assert done.max_abs_diff < 1e-4
+
+
+def test_front_end_needs_numpy_only():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from soundsentry.edgel3_frontend import edgel3_front_end\n"
+        "assert edgel3_front_end(np.zeros(16000, np.float32)).shape == (1, 64, 50)\n"
+        "heavy = {'tensorflow', 'keras', 'sklearn', 'librosa', 'scipy', 'soundsentry.train', 'soundsentry.export'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
