@@ -1,0 +1,124 @@
+"""EdgeL3 encoders (whole or cut after block 3/4) -> ONNX, checked against Keras on real windows.
+
+``python -m soundsentry.export.edgel3 OUT_DIR [--encoders full64 block3_mean ...] [--clip CLIP]`` writes
+``OUT_DIR/<name>.onnx`` for each encoder of :data:`soundsentry.train.edgel3.ENCODERS` and prints each one's
+input/output shapes and max abs difference from Keras. Input ``logmel`` float32 (batch, 64, 50), the output of
+:func:`soundsentry.edgel3_frontend.edgel3_log_mel`; output ``latent`` float32 (batch, dim).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from soundsentry.edgel3_frontend import EDGEL3_FRAMES, EDGEL3_N_MELS, edgel3_front_end
+from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.onnx_session import open_session
+
+from .encoder import export_encoder
+from .errors import ExportCheckError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ExportedEncoder", "clip_log_mel", "export_edgel3", "main"]
+
+
+@dataclass(frozen=True)
+class ExportedEncoder:
+    """One exported EdgeL3 encoder and its check against Keras."""
+
+    name: str
+    path: Path
+    output_dim: int
+    max_abs_diff: float  # ONNX vs Keras on the check windows
+    latent_scale: float  # max |latent| on the same windows, to judge the difference by
+
+
+def clip_log_mel(path: str | Path, *, hop: int = 4000) -> np.ndarray:
+    """Log-mel windows of a 16 kHz clip's first channel, as the runtime will compute them.
+
+    Returns
+    -------
+    np.ndarray, shape (n_windows, 64, 50), float32
+    """
+    import soundfile as sf
+
+    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if sr != 16000:
+        raise ValueError(f"{path}: expected 16 kHz audio, got {sr} Hz")
+    return edgel3_front_end(y[:, 0], hop=hop)
+
+
+def export_edgel3(
+    name: str,
+    path: str | Path,
+    *,
+    check_windows: np.ndarray,
+    weights: str | Path | None = None,
+    tol: float = 1e-4,
+) -> ExportedEncoder:
+    """Build the named EdgeL3 encoder, write it as ONNX and compare ONNX with Keras.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`soundsentry.train.edgel3.ENCODERS`, e.g. ``"block3_time_mean_flat"``.
+    path : path
+        The ``.onnx`` file to write.
+    check_windows : np.ndarray, shape (n, 64, 50)
+        Real log-mel windows (e.g. from :func:`clip_log_mel`) to compare ONNX and Keras on.
+    tol : float
+        Largest accepted max abs difference relative to the largest latent value.
+
+    Raises
+    ------
+    ExportCheckError
+        ONNX and Keras differ by more than ``tol`` (relative).
+    """
+    from soundsentry.train.edgel3 import build_named_encoder
+
+    keras_model = build_named_encoder(name, weights=weights)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    export_encoder(keras_model, path, n_mels=EDGEL3_N_MELS, frames=EDGEL3_FRAMES)
+    session = open_session(path, inputs=[ENCODER_INPUT], outputs=[ENCODER_OUTPUT])
+    windows = np.asarray(check_windows, dtype=np.float32)
+    got = session.run([ENCODER_OUTPUT], {ENCODER_INPUT: windows})[0]
+    want = np.asarray(keras_model(windows, training=False))
+    diff = float(np.abs(got - want).max())
+    scale = float(np.abs(want).max()) or 1.0
+    if not diff <= tol * scale:
+        raise ExportCheckError(f"{path}: ONNX differs from Keras by {diff:.2e} (latents up to {scale:.3g})")
+    log.info("%s: %s, latent %d-d, ONNX vs Keras max abs diff %.2e", name, path, got.shape[1], diff)
+    return ExportedEncoder(name=name, path=path, output_dim=int(got.shape[1]), max_abs_diff=diff, latent_scale=scale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: export EdgeL3 encoders to a folder (see the module docstring)."""
+    from soundsentry.train.edgel3 import ENCODERS
+
+    parser = argparse.ArgumentParser(prog="python -m soundsentry.export.edgel3", description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder for the .onnx files")
+    parser.add_argument("--encoders", nargs="+", default=["block3_time_mean_flat", "block3_mean", "full64"])
+    parser.add_argument("--clip", type=Path, required=True, help="a real 16 kHz clip to check ONNX against Keras on")
+    parser.add_argument("--weights", type=Path, default=None, help="the EdgeL3 .h5(.gz); default: shared/weights")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.encoders) - set(ENCODERS))
+    if unknown:
+        parser.error(f"unknown encoders {unknown}; choose from {sorted(ENCODERS)}")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    windows = clip_log_mel(args.clip)
+    for name in args.encoders:
+        done = export_edgel3(name, args.out / f"{name}.onnx", check_windows=windows, weights=args.weights)
+        print(
+            f"{done.path}: logmel (batch, 64, 50) -> latent (batch, {done.output_dim}); "
+            f"ONNX vs Keras max abs diff {done.max_abs_diff:.2e} (latents up to {done.latent_scale:.3g})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
