@@ -71,7 +71,7 @@ def robust_threshold_rule(quantile: float) -> str:
 #: natural-log units: ``(prior, single_recording)``. ``prior`` is pooled with the observed spread of
 #: a few recordings' leave-one-out scores; ``single_recording`` is used alone when one recording
 #: (cut into blocks) is all there is. Measured on normal recordings only, by
-#: ``python -m soundsentry.train.threshold_prior --data ../shared/data/mimii/clips.csv --out
+#: ``python -m studies.threshold_prior --data ../shared/data/mimii/clips.csv --out
 #: docs/enrollment_thresholds.md``: the smallest spreads that flag at most 1 % of the other normal
 #: recordings (same session or another release, SNR mix or domain) of 14 machines, averaged over
 #: machines and the shipped type bundles that did not hear them. Re-measure when encoders change.

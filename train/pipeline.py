@@ -36,7 +36,7 @@ from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
 
 from .data import Clip, Split
 
-__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "train_bundle"]
+__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "pcm_sha256", "train_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def _windows(
     return np.concatenate(parts).astype(np.float32)
 
 
-def _pcm_sha256(path: Path) -> str:
+def pcm_sha256(path: Path) -> str:
+    """SHA-256 of a recording's 16-bit PCM samples: the same sound gives the same digest whatever its container."""
     samples, _ = read_audio(path)
     return hashlib.sha256(np.round(samples * 32768).astype("<i2").tobytes()).hexdigest()
 
@@ -107,7 +108,7 @@ def _clip_entry(clip: Clip) -> dict[str, str]:
         "source": clip.source,
         "dataset": clip.dataset,
         "domain": clip.domain,
-        "pcm_sha256": clip.pcm_sha256 or _pcm_sha256(clip.path),
+        "pcm_sha256": clip.pcm_sha256 or pcm_sha256(clip.path),
     }
 
 
