@@ -11,7 +11,7 @@ import numpy as np
 
 from .audio import ChannelPolicy, check_sample_rate, check_samples, load_audio, resample, select_channel
 from .bundle import Bundle, read_bundle
-from .detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis, OneClassSVMOnnx
+from .detector_kinds import DEFAULT_DETECTOR, detector_kind
 from .errors import AudioTooShortError, ModelIntegrityError
 from .features import (
     CENTER_MODES,
@@ -111,7 +111,7 @@ class Model:
             level = norm.get("level_reference_db")
             self.level_reference_db: float | None = None if level is None else float(level)
             self.aggregate: str = card.get("aggregate", "mean")
-            self.default_detector: str = card.get("default_detector", "lof")
+            self.default_detector: str = card.get("default_detector", DEFAULT_DETECTOR)
             self.thresholds: dict[str, float] = {k: float(v["threshold"]) for k, v in card["detectors"].items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelIntegrityError(f"{bundle.root}: malformed card ({exc!r})") from exc
@@ -155,16 +155,11 @@ class Model:
         if name not in self._detectors:
             spec = self.card["detectors"][name]
             path = self.bundle.path(spec["file"])
-            if name == "lof":
-                self._detectors[name] = LocalOutlierFactor.load(path)
-            elif name == "ocsvm":
-                self._detectors[name] = OneClassSVMOnnx(path, session_options=self._session_options)
-            elif name == "knn":
-                self._detectors[name] = KNearestNeighbors.load(path)
-            elif name == "mahalanobis":
-                self._detectors[name] = Mahalanobis.load(path)
-            else:
-                raise ModelIntegrityError(f"{self.bundle.root}: unknown detector kind {name!r}")
+            try:
+                kind = detector_kind(name)
+            except KeyError:
+                raise ModelIntegrityError(f"{self.bundle.root}: unknown detector kind {name!r}") from None
+            self._detectors[name] = kind.load(path, session_options=self._session_options)
         return self._detectors[name]
 
     def prepare(self, y: np.ndarray, *, sample_rate: int | None = None, path: str | None = None) -> np.ndarray:
@@ -243,7 +238,8 @@ class Model:
         audio : path or np.ndarray of shape (n_samples,) or (n_samples, n_channels)
         sample_rate : int, optional
             Rate of an array input (default: the model's); ignored for files.
-        detector : {"lof", "ocsvm", "knn", "mahalanobis"}, optional
+        detector : str, optional
+            A detector of the bundle (:attr:`detectors`); default: the card's.
         threshold : float, optional
             Overrides the card's threshold for this detector.
 

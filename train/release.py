@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from soundsentry.detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES
+
 from .data import Clip, Split, all_normals_split, read_clips_csv, shipping_split
 
 __all__ = [
@@ -150,7 +152,7 @@ def release_general(
     split = all_normals_split(clips, exclude=exclude, seed=seed)
     overrides = dict(CANDIDATES[candidate]) | {"all_channels": False, "train_hop_frames": 8}
     train_candidate("general", "general", overrides, split, dest, epochs)
-    finish_bundle(dest, split, "lof", {
+    finish_bundle(dest, split, DEFAULT_DETECTOR, {
         "purpose": GENERAL_EVIDENCE,
         "types_heard": sorted({c.machine_type for c in split.train + split.validation}),
     })
@@ -165,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--type", dest="machine_type", help="machine type of the bundle (fan, pump, slider, valve)")
     kind.add_argument("--general", action="store_true", help="the general bundle: every type's normal clips")
     p.add_argument("--candidate", default="centred-64", choices=list(CANDIDATES))
-    p.add_argument("--detector", default="lof", help="the card's default detector (with --type)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTOR_NAMES, help="the card's default detector (with --type)")
     p.add_argument("--evidence", type=Path, help="JSON of the recipe's held-out figures to store as the card's evidence")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
