@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from soundsentry.detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis, OneClassSVMOnnx
-from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.logmel_encoder import ENCODER_INPUT, ENCODER_OUTPUT
 from soundsentry.onnx_session import open_session
 
 from .errors import ExportCheckError

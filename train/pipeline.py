@@ -23,19 +23,12 @@ from soundsentry.audio import read_audio, resample
 from soundsentry.bundle import FORMAT, FORMAT_VERSION
 from soundsentry.calibration import DEFAULT_QUANTILE, robust_threshold
 from soundsentry.detector_kinds import DEFAULT_DETECTOR, KINDS, detector_kind
-from soundsentry.features import (
-    FeatureParams,
-    center_windows,
-    level_offsets,
-    log_mel_spectrogram,
-    sliding_windows,
-    window_levels,
-)
+from soundsentry.features import FeatureParams, analysis_windows, log_mel_spectrogram, window_levels
 from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
 
 from .data import Clip, Split
 
-__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "pcm_sha256", "train_bundle"]
+__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "pcm_sha256", "train_bundle", "training_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +75,18 @@ def clip_spectrograms(clip: Clip, params: FeatureParams, *, all_channels: bool) 
     ]
 
 
-def _windows(
+def training_windows(
     specs: list[np.ndarray], mean, std, *, frames: int, hop: int, center: str = "none", level: float | None = None
 ) -> np.ndarray:
-    parts = []
-    for s in specs:
-        w = sliding_windows((s - mean) / std, length=frames, hop=hop)
-        if level is not None:  # the runtime's level step (Model.windows), the same function
-            w = w - level_offsets(s, reference_db=level, std=std, length=frames, hop=hop)
-        parts.append(center_windows(w, mode=center))
+    """Encoder input windows of several spectrograms, concatenated: the runtime's own assembly per spectrogram.
+
+    :func:`soundsentry.features.analysis_windows` is what :meth:`soundsentry.Model.windows` calls, so
+    the detectors are fitted on exactly the inputs scoring produces.
+    """
+    parts = [
+        analysis_windows(s, mean=mean, std=std, length=frames, hop=hop, center=center, level_reference_db=level)
+        for s in specs
+    ]
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -191,7 +187,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         level = round(float(np.median(np.concatenate(levels))), 4)
 
     def windows(specs_by_clip, step):
-        return _windows(
+        return training_windows(
             [s for specs in specs_by_clip.values() for s in specs],
             mean,
             std,
@@ -209,7 +205,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     # Detectors are fitted on scoring-hop windows of the training clips, each window tagged with its clip.
     ref_parts, ref_owner = [], []
     for i, specs in enumerate(train_specs.values()):
-        w = _windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level)
+        w = training_windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level)
         ref_parts.append(encoder.predict(w, verbose=0))
         ref_owner.append(np.full(len(w), i))
     reference = np.concatenate(ref_parts).astype(np.float32).astype(np.float64)
@@ -223,13 +219,13 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     # Threshold calibration from normal clips only: held-out validation clips, plus each training
     # clip scored by detectors refitted without it (leave-one-clip-out).
     val_latents = [
-        encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level), verbose=0)
+        encoder.predict(training_windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level), verbose=0)
         for specs in val_specs.values()
     ]
     calib = {name: [float(np.mean(d.anomaly_score(lat))) for lat in val_latents] for name, d in fitted.items()}
     for i, specs in enumerate(train_specs.values() if len(train_specs) > 1 else []):
         rest = reference[owner != i]
-        scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop, center=center, level=level)
+        scoring_view = training_windows(specs[:1], mean, std, frames=frames, hop=hop, center=center, level=level)
         lat = encoder.predict(scoring_view, verbose=0)
         for name, p in detector_params.items():
             calib[name].append(float(np.mean(detector_kind(name).fit_latents(rest, params=p).anomaly_score(lat))))
