@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import math
 import os
@@ -35,14 +34,12 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
 from .batch import find_audio_files
-from .bundle import CARD_NAME, file_sha256
 from .calibration import (
     DEFAULT_QUANTILE,
     lognormal_threshold,
@@ -50,6 +47,7 @@ from .calibration import (
     robust_threshold,
     robust_threshold_rule,
 )
+from .card import CARD_NAME, card_header, file_sha256, package_versions, write_card
 from .detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES, KINDS, TRAIN_EXTRA_HINT, detector_kind, require_extra
 from .errors import AudioTooShortError, EnrollmentError, SoundSentryError
 from .model import Model, aggregate_scores, load_model
@@ -326,16 +324,6 @@ def enrollment_threshold(detector: str, scores: Sequence[float], *, quantile: fl
     return robust_threshold(scores, quantile=quantile), f"{robust_threshold_rule(quantile)} to the calibration scores"
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in ("soundsentry", "numpy", "onnxruntime", "scikit-learn", "skl2onnx"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def _prepare_out(out: Path, model: Model, overwrite: bool) -> None:
     if out.resolve() == Path(model.bundle.root).resolve():
         raise EnrollmentError(f"{out}: the output folder is the parent model's own folder; choose a new one")
@@ -472,7 +460,7 @@ def enroll(
                 "level": "each window's mean log-mel dB moved to level_reference_db (the enrolled recordings' median "
                 "window level) before standardisation: a gain, distance or room-loudness change is not flagged",
             }
-        _write_card(tmp, card, files=["encoder.onnx", *(detector_kind(d).file for d in detectors)])
+        write_card(tmp, card, files=["encoder.onnx", *(detector_kind(d).file for d in detectors)])
         if out.exists():
             shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -488,13 +476,7 @@ def _card(model, out, tmp, recordings, skipped, plan, card_detectors, detectors,
     parent = model.card
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     keep = ("features", "window", "channel", "normalization", "aggregate", "score_direction")
-    card: dict[str, Any] = {
-        "format": parent["format"],
-        "format_version": parent["format_version"],
-        "name": name or out.name,
-        "machine_type": machine_type or parent.get("machine_type", ""),
-        "created": now,
-    }
+    card = card_header(name=name or out.name, machine_type=machine_type or parent.get("machine_type", ""), created=now)
     card |= {k: parent[k] for k in keep if k in parent}
     card["encoder"] = dict(parent["encoder"]) | {"file": "encoder.onnx"}
     card["detectors"] = card_detectors
@@ -528,16 +510,8 @@ def _card(model, out, tmp, recordings, skipped, plan, card_detectors, detectors,
         "note": "encoder kept from the parent model; detector(s) fitted and threshold calibrated on these normal "
         "recordings only, no abnormal recording was used",
     }
-    card["versions"] = _versions()
+    card["versions"] = package_versions()
     return card
-
-
-def _write_card(root: Path, card: dict[str, Any], *, files: list[str]) -> None:
-    card = dict(card)
-    card["files"] = {f: file_sha256(root / f) for f in files}
-    with open(root / CARD_NAME, "w", encoding="utf-8") as fh:
-        json.dump(card, fh, indent=2)
-        fh.write("\n")
 
 
 def run_cli(args) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .card import check_int_ranges, is_number
 from .encoder_kinds import StreamGeometry
 from .errors import ModelIntegrityError
 from .features import (
@@ -43,6 +44,18 @@ class WindowParams:
         return (self.frames - 1) * params.hop_length
 
 
+#: Ranges of the card's numbers: beyond them a card could make scoring allocate without bound
+#: (a huge FFT or window).
+INT_RANGES = {
+    ("features", "sample_rate"): (1000, 384_000),
+    ("features", "n_fft"): (16, 65_536),
+    ("features", "hop_length"): (1, 65_536),
+    ("features", "n_mels"): (1, 1024),
+    ("window", "frames"): (1, 4096),
+    ("window", "hop_frames"): (1, 4096),
+}
+
+
 class LogMelConvEncoder:
     """Log-mel front end + per-band standardisation (+ optional levelling and centring) + ONNX conv encoder.
 
@@ -56,6 +69,24 @@ class LogMelConvEncoder:
     """
 
     kind = "logmel-conv"
+
+    @classmethod
+    def validate_card(cls, card: Mapping[str, Any], where) -> None:
+        """Check this kind's sections of a card (``features``, ``window``, ``normalization``) before files open."""
+        missing = [key for key in ("features", "window", "normalization") if key not in card]
+        if missing:
+            raise ModelIntegrityError(f"{where}: card lacks {', '.join(missing)}")
+        for section in ("features", "window", "normalization"):
+            if not isinstance(card[section], dict):
+                raise ModelIntegrityError(f"{where}: {section!r} must be a JSON object")
+        check_int_ranges(card, INT_RANGES, where)
+        norm = card["normalization"]
+        for key in ("mean", "std"):
+            values = norm.get(key)
+            if not isinstance(values, list) or not all(is_number(v) for v in values):
+                raise ModelIntegrityError(f"{where}: normalization.{key} must be a list of finite numbers")
+        if not all(v > 0 for v in norm["std"]):
+            raise ModelIntegrityError(f"{where}: normalization.std must be positive")
 
     def __init__(self, card: Mapping[str, Any], *, bundle, session_options=None) -> None:
         root = bundle.root

@@ -11,7 +11,7 @@ import numpy as np
 
 from .audio import ChannelPolicy, check_sample_rate, check_samples, load_audio, resample, select_channel
 from .bundle import Bundle, read_bundle
-from .detector_kinds import DEFAULT_DETECTOR, detector_kind
+from .detector_kinds import detector_kind
 from .encoder_kinds import Encoder, open_encoder
 from .errors import AudioTooShortError, ModelIntegrityError
 from .features import FeatureParams
@@ -70,21 +70,14 @@ class Model:
     """
 
     def __init__(self, bundle: Bundle, *, threads: int | None = None) -> None:
-        card = bundle.card
+        card = bundle.card  # validated by soundsentry.card when the bundle was read
         self.bundle = bundle
         self.card = card
         self.name: str = bundle.name
-        try:
-            self.channel: ChannelPolicy = card["channel"]["policy"]
-            self.aggregate: str = card.get("aggregate", "mean")
-            self.default_detector: str = card.get("default_detector", DEFAULT_DETECTOR)
-            self.thresholds: dict[str, float] = {k: float(v["threshold"]) for k, v in card["detectors"].items()}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelIntegrityError(f"{bundle.root}: malformed card ({exc!r})") from exc
-        if self.channel not in ("first", "mean"):
-            raise ModelIntegrityError(f"{bundle.root}: unknown channel policy {self.channel!r}")
-        if self.default_detector not in self.thresholds:
-            raise ModelIntegrityError(f"{bundle.root}: default detector {self.default_detector!r} is not in the card")
+        self.channel: ChannelPolicy = card.channel
+        self.aggregate: str = card.aggregate
+        self.default_detector: str = card.default_detector
+        self.thresholds: dict[str, float] = card.thresholds
         options = default_session_options(threads=threads)
         #: The front end + encoder (:mod:`soundsentry.encoder_kinds`): features, windows, embedding, timing.
         self.encoder: Encoder = open_encoder(card, bundle=bundle, session_options=options)

@@ -8,20 +8,17 @@ Abnormal clips are only ever scored in the final evaluation.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
-import platform
 import shutil
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from soundsentry.audio import read_audio, resample
-from soundsentry.bundle import FORMAT, FORMAT_VERSION
 from soundsentry.calibration import DEFAULT_QUANTILE, robust_threshold
+from soundsentry.card import SCORE_DIRECTION, card_header, package_versions, write_card
 from soundsentry.detector_kinds import DEFAULT_DETECTOR, KINDS, detector_kind
 from soundsentry.features import FeatureParams, analysis_windows, log_mel_spectrogram, window_levels
 from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
@@ -107,27 +104,6 @@ def _clip_entry(clip: Clip) -> dict[str, str]:
     }
 
 
-def _versions() -> dict[str, str]:
-    names = [
-        "soundsentry",
-        "numpy",
-        "tensorflow",
-        "keras",
-        "tf2onnx",
-        "onnx",
-        "onnxruntime",
-        "scikit-learn",
-        "skl2onnx",
-    ]
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def _train_autoencoder(config: TrainConfig, train_x: np.ndarray, val_x: np.ndarray):
     from .autoencoder import build_autoencoder
     from .tf_compat import import_tensorflow
@@ -167,7 +143,6 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
 
     Returns the card that was written.
     """
-    from soundsentry.export.card import write_card
     from soundsentry.export.encoder import export_encoder
     from soundsentry.export.verify import check_encoder
 
@@ -253,13 +228,8 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         f"{config.threshold_quantile:.0%} quantile of a normal distribution fitted robustly (median, MAD) to the clip scores of "
         f"{len(split.validation)} held-out normal clips and {len(split.train)} training clips scored leave-one-clip-out"
     )
-    card: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": config.name,
-        "machine_type": config.machine_type,
-        "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "score_direction": "higher is more anomalous; abnormal when the clip score exceeds the threshold",
+    card: dict[str, Any] = card_header(name=config.name, machine_type=config.machine_type) | {
+        "score_direction": SCORE_DIRECTION,
         "features": params.to_dict() | {"kind": "log-mel power in dB (10*log10, ref 1.0), centred frames, Slaney mel"},
         "window": {
             "frames": frames,
@@ -312,7 +282,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
             "validation_clips": [_clip_entry(c) for c in split.validation],
         },
         "export_checks": checks,
-        "versions": _versions(),
+        "versions": package_versions(),
     }
     files = ["encoder.onnx", *(k.file for k in KINDS)]
     write_card(out, card, files=files)

@@ -83,11 +83,11 @@ def train_candidate(name: str, machine_type: str, overrides: dict[str, Any], spl
 
 def finish_bundle(bundle: Path, split: Split, detector: str, evidence: dict | None = None) -> dict:
     """Set the default detector, score the test clips once with the runtime, and record it in the card."""
-    from soundsentry.export.card import write_card
+    from soundsentry.card import read_card, write_card
 
     from .pipeline import evaluate_bundle
 
-    card = json.loads((bundle / "model.json").read_text())
+    card = dict(read_card(bundle))
     card["default_detector"] = detector
     files = list(card.pop("files"))
     write_card(bundle, card, files=files)  # the evaluation below loads the bundle with its new default
