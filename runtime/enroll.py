@@ -49,8 +49,9 @@ from .calibration import (
 )
 from .card import CARD_NAME, card_header, file_sha256, package_versions, write_card
 from .detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES, KINDS, TRAIN_EXTRA_HINT, detector_kind, require_extra
-from .errors import AudioTooShortError, EnrollmentError, SoundSentryError
+from .errors import EnrollmentError, SoundSentryError
 from .model import Model, aggregate_scores, load_model
+from .scoring import check_length, mono_samples
 
 __all__ = [
     "NUMPY_DETECTORS",
@@ -176,7 +177,7 @@ def load_recordings(
     items = _expand(normal)
     recordings: list[EnrolledRecording] = []
     skipped: list[dict[str, str]] = []
-    rate = model.feature_params.sample_rate
+    rate = model.sample_rate
     for i, item in enumerate(items):
         if isinstance(item, (str, os.PathLike)):
             name = os.fspath(item)
@@ -186,15 +187,13 @@ def load_recordings(
             progress(i, len(items), name)
         try:
             if isinstance(item, (str, os.PathLike)):
-                y = model.load(name)
+                y = mono_samples(model, name)
                 digest = file_sha256(name)
             else:
                 samples, sr = item if isinstance(item, tuple) else (item, None)
-                y = model.prepare(np.asarray(samples), sample_rate=sr)
+                y = mono_samples(model, np.asarray(samples), sample_rate=sr)
                 digest = hashlib.sha256(np.ascontiguousarray(y, dtype="<f4").tobytes()).hexdigest()
-            need = model.window.min_samples(model.feature_params)
-            if y.shape[0] < need:
-                raise AudioTooShortError(name, f"too short: {y.shape[0] / rate:.2f} s, one window needs {need / rate:.2f} s")
+            check_length(model, y, path=name)
             logmel = model.features(y)
         except SoundSentryError as exc:
             if strict:

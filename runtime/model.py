@@ -9,14 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from .audio import ChannelPolicy, check_sample_rate, check_samples, load_audio, resample, select_channel
+from .audio import ChannelPolicy, check_sample_rate, check_samples, resample, select_channel
 from .bundle import Bundle, read_bundle
 from .detector_kinds import detector_kind
 from .encoder_kinds import Encoder, open_encoder
-from .errors import AudioTooShortError, ModelIntegrityError
+from .errors import ModelIntegrityError
 from .features import FeatureParams
 from .logmel_encoder import WindowParams
 from .onnx_session import default_session_options
+from .scoring import mono_samples, score_mono, score_path
 
 __all__ = ["Model", "ScoreResult", "WindowParams", "aggregate_scores", "load_model"]
 
@@ -170,7 +171,7 @@ class Model:
     # -- whole recordings ------------------------------------------------------------------
     def load(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Decode a file into mono samples at the model's rate, following its channel policy."""
-        return load_audio(path, sample_rate=self.sample_rate, channel=self.channel)
+        return mono_samples(self, path)
 
     def score(
         self,
@@ -182,7 +183,7 @@ class Model:
     ) -> ScoreResult:
         """Score a file path or an array of samples.
 
-        A file longer than :data:`~soundsentry.streaming.STREAM_ABOVE_SECONDS` is decoded and
+        A file longer than :data:`~soundsentry.scoring.STREAM_ABOVE_SECONDS` is decoded and
         scored block by block (:func:`~soundsentry.streaming.score_file_streamed`), so memory does
         not grow with its length; the scores equal whole-file scoring within float rounding.
 
@@ -201,33 +202,18 @@ class Model:
         AudioError
             The file cannot be decoded, or the samples are empty, non-finite or too short.
         """
-        path = None
         if isinstance(audio, (str, os.PathLike)):
-            path = os.fspath(audio)
-            from .streaming import STREAM_ABOVE_SECONDS, file_seconds, score_file_streamed
-
-            seconds = file_seconds(path)
-            if seconds is not None and seconds > STREAM_ABOVE_SECONDS:
-                # Decoded block by block: memory does not grow with the recording's length.
-                return score_file_streamed(self, path, detector=detector, threshold=threshold)
-            y = self.load(path)
-        else:
-            y = self.prepare(audio, sample_rate=sample_rate)
-        return self.score_samples(y, detector=detector, threshold=threshold, path=path)
+            return score_path(self, audio, detector=detector, threshold=threshold)
+        y = self.prepare(audio, sample_rate=sample_rate)
+        return self.score_samples(y, detector=detector, threshold=threshold)
 
     def score_samples(
         self, y: np.ndarray, *, detector: str | None = None, threshold: float | None = None, path: str | None = None
     ) -> ScoreResult:
         """Score mono samples already at the model's rate."""
-        min_samples = self.encoder.min_samples
-        if y.shape[0] < min_samples:
-            seconds = min_samples / self.sample_rate
-            raise AudioTooShortError(
-                path,
-                f"too short: {y.shape[0] / self.sample_rate:.2f} s, one window needs {seconds:.2f} s",
-            )
-        window_scores = self.score_latents(self.embed(self.windows(self.features(y))), detector=detector)
-        return self.result(window_scores, detector=detector, threshold=threshold, path=path)
+        detector = detector or self.default_detector
+        scores = score_mono(self, y, detectors=[detector], path=path)
+        return self.result(scores.window_scores[detector], detector=detector, threshold=threshold, path=path)
 
     def result(
         self, window_scores: np.ndarray, *, detector: str | None = None, threshold: float | None = None, path=None

@@ -18,6 +18,7 @@ import soxr
 
 from .audio import check_samples, select_channel
 from .errors import AudioTooShortError
+from .scoring import STREAM_ABOVE_SECONDS, too_short
 
 __all__ = [
     "STREAM_ABOVE_SECONDS",
@@ -145,16 +146,9 @@ class StreamingScorer:
         self._consume(np.zeros(self._g.pad_samples, dtype=np.float32), received=False)
         self._finished = True
         if self._n_windows == 0:
-            need = self.model.encoder.min_samples / self._rate
-            raise AudioTooShortError(
-                None, f"too short: {self._received / self._rate:.2f} s, one window needs {need:.2f} s"
-            )
+            raise too_short(self.model, self._received)
         return self.model.result(self.window_scores, detector=self.detector, threshold=self.threshold)
 
-
-#: Files longer than this are decoded and scored block by block (see :func:`score_file_streamed`).
-#: Below it, whole-file decoding is a little faster and memory is small anyway.
-STREAM_ABOVE_SECONDS = 120.0
 
 #: Frames decoded per block when streaming a file: 4 s at 16 kHz, 256 KiB per channel.
 STREAM_BLOCK_FRAMES = 1 << 16

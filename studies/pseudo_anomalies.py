@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 from soundsentry.audio import read_audio, resample
 from soundsentry.metrics import roc_auc
-from soundsentry.model import Model, aggregate_scores, load_model
+from soundsentry.model import Model, load_model
+from soundsentry.scoring import score_mono
 from soundsentry.train.data import Clip
 
 __all__ = ["FAMILIES", "PseudoAnomalySet", "make_pseudo_anomaly", "pseudo_anomaly_auc", "pseudo_anomaly_set"]
@@ -154,9 +155,10 @@ def pseudo_anomaly_set(clips: list[Clip], *, seed: int = 0, max_channels: int = 
 def _clip_scores(model: Model, views: list[np.ndarray], detectors: list[str]) -> dict[str, np.ndarray]:
     scores: dict[str, list[float]] = {d: [] for d in detectors}
     for y in views:
-        latents = model.embed(model.windows(model.features(y)))  # once per view, shared by every detector
+        # The runtime's scoring path: embedded once per view, shared by every detector.
+        clip = score_mono(model, y, detectors=detectors).clip_scores(rule=model.aggregate)
         for d in detectors:
-            scores[d].append(aggregate_scores(model.score_latents(latents, detector=d), rule=model.aggregate))
+            scores[d].append(clip[d])
     return {d: np.asarray(v) for d, v in scores.items()}
 
 
