@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.logmel_encoder import ENCODER_INPUT, ENCODER_OUTPUT
 
 __all__ = ["export_encoder"]
 

@@ -12,6 +12,9 @@ import signal
 import sys
 from pathlib import Path
 
+from .calibration import DEFAULT_QUANTILE
+from .detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES
+
 __all__ = ["EXIT_CODES", "build_parser", "main"]
 
 EXIT_OK = 0
@@ -31,8 +34,8 @@ EXIT_CODES = {
     EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); the rows so far are kept, --resume finishes",
 }
 
-#: Detector kinds a bundle can hold (kept here, not imported, so arguments parse before NumPy loads).
-DETECTOR_CHOICES = ["lof", "ocsvm", "knn", "mahalanobis"]
+#: Detector kinds a bundle can hold (the registry imports nothing heavy, so arguments parse before NumPy loads).
+DETECTOR_CHOICES = list(DETECTOR_NAMES)
 
 
 def _epilog() -> str:
@@ -236,7 +239,7 @@ def _models(args: argparse.Namespace) -> int:
     for name in list_shipped_models():
         card = read_bundle(name, verify=False).card
         ev = card.get("evaluation", {})
-        auc = ev.get(card.get("default_detector", "lof"), {}).get("auc")
+        auc = ev.get(card.get("default_detector", DEFAULT_DETECTOR), {}).get("auc")
         figure = f"held-out AUC {auc:.3f}" if auc is not None else None
         print(f"{name:<10} {card.get('machine_type', ''):<8} {figure or _evidence_summary(card)}")
     return EXIT_OK
@@ -276,7 +279,7 @@ def _info(args: argparse.Namespace) -> int:
     print(f"window:       {w['frames']} frames ({w.get('seconds', '?')} s), hop {w['hop_frames']} frames")
     print(f"channel:      {card['channel']['policy']}")
     print(f"aggregate:    {card.get('aggregate', 'mean')} of window scores; {card.get('score_direction', '')}")
-    default = card.get("default_detector", "lof")
+    default = card.get("default_detector", DEFAULT_DETECTOR)
     for name, det in card["detectors"].items():
         print(f"detector:     {name}: threshold {det['threshold']:.6g}" + (" (default)" if name == default else ""))
     print(f"threshold:    {next(iter(card['detectors'].values())).get('threshold_rule', '')}")
@@ -345,7 +348,10 @@ def _add_evaluate_enroll(sub) -> None:
     )
     enroll.add_argument("--name", help="model name in the card (default: the folder's name)")
     enroll.add_argument("--machine-type", help="machine type in the card (default: the parent model's)")
-    enroll.add_argument("--quantile", type=float, default=0.99, help="threshold quantile of the normal fit (default 0.99)")
+    enroll.add_argument(
+        "--quantile", type=float, default=DEFAULT_QUANTILE,
+        help=f"threshold quantile of the normal fit (default {DEFAULT_QUANTILE})",
+    )
     enroll.add_argument(
         "--no-level",
         action="store_true",

@@ -26,9 +26,10 @@ import numpy as np
 
 from .batch import AUDIO_SUFFIXES
 from .bundle import file_sha256
-from .errors import AudioTooShortError, SoundSentryError
+from .errors import SoundSentryError
 from .metrics import partial_roc_auc, precision_recall_f1, roc_auc, roc_curve
-from .model import Model, aggregate_scores
+from .model import Model
+from .scoring import mono_samples, score_mono
 
 __all__ = [
     "EvaluationError",
@@ -255,16 +256,9 @@ def score_clips(
         if progress is not None:
             progress(i, len(clips), str(clip.path))
         try:
-            y = model.load(clip.path)
-            need = model.window.min_samples(model.feature_params)
-            if y.shape[0] < need:
-                rate = model.feature_params.sample_rate
-                raise AudioTooShortError(clip.path, f"too short: {y.shape[0] / rate:.2f} s, one window needs {need / rate:.2f} s")
-            # The same steps as Model.score, with the encoder run once for all detectors.
-            latents = model.embed(model.windows(model.features(y)))
-            scores = {
-                det: aggregate_scores(model.score_latents(latents, detector=det), rule=model.aggregate) for det in detectors
-            }
+            # The one scoring path, with the encoder run once for all detectors.
+            y = mono_samples(model, clip.path)
+            scores = score_mono(model, y, detectors=detectors, path=clip.path).clip_scores(rule=model.aggregate)
             out.append(ScoredClip(clip, scores))
         except SoundSentryError as exc:
             problem = getattr(exc, "problem", None) or str(exc)

@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from soundsentry.detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES
+
 __all__ = ["build_parser", "main"]
 
 
@@ -41,7 +43,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--window-frames", type=int, default=64, help="analysis window in frames (multiple of 16)")
     parser.add_argument("--latent-dim", type=int, default=64)
     parser.add_argument(
-        "--detector", choices=["lof", "ocsvm", "knn", "mahalanobis"], default="lof", help="default detector in the card"
+        "--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help="default detector in the card"
     )
     return parser
 
