@@ -7,19 +7,21 @@ import pytest
 import soundfile as sf
 from soundsentry.errors import ModelIntegrityError
 from soundsentry.evidence import explain, summary
-from soundsentry.signal_views import SignalViewParams, band_edges_hz, signal_views
+from soundsentry.edgel3_encoder import display_band_edges_hz, frame_rows, signal_rows
 from soundsentry.views import ViewsDetector, ViewSpec, top_k_mean
 
 from .conftest import DATA_DIR, MULTICHANNEL_CLIP, requires
 
-PARAMS = SignalViewParams()
-VIEWS = [ViewSpec("shape", 0, 64), ViewSpec("level", 64, 65, floor=3.0), ViewSpec("transient", 65, 67, pool="windows")]
+# shape and level views, and the shape bands once more as an event view (the worst windows)
+VIEWS = [ViewSpec("shape", 0, 64), ViewSpec("level", 64, 65, floor=3.0), ViewSpec("bands", 0, 64, pool="windows")]
 
 
-def _segments(y: np.ndarray, seconds: float = 1.0, sr: int = 16000) -> np.ndarray:
-    w = int(seconds * sr)
-    n = (len(y) - w) // w + 1
-    return np.stack([y[i * w : (i + 1) * w] for i in range(n)])
+def signal_views(y: np.ndarray) -> np.ndarray:
+    """Shape and level rows of each 1-s window of 16 kHz audio, through the EdgeL3 views encoder's own steps."""
+    rows = frame_rows(y)
+    n = rows.shape[1] // 50
+    windows = rows[:, : n * 50].reshape(rows.shape[0], n, 50).transpose(1, 0, 2)
+    return signal_rows(np.ascontiguousarray(windows))
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +29,19 @@ def microphones() -> list[np.ndarray]:
     """The 8 microphones of one real MIMII moment, each as 1-s windows of signal views."""
     y, sr = sf.read(MULTICHANNEL_CLIP, dtype="float32", always_2d=True)
     assert sr == 16000
-    return [signal_views(_segments(y[:, c])) for c in range(y.shape[1])]
+    return [signal_views(y[:, c]) for c in range(y.shape[1])]
 
 
 def test_level_is_the_windows_power_in_dbfs():
     y, _ = sf.read(DATA_DIR / "yos95_id_06_normal_id_06_00000012.flac", dtype="float32")
-    seg = _segments(y)
-    views = signal_views(seg)
-    expected = 10 * np.log10(np.mean(seg.astype(np.float64) ** 2, axis=1))
-    np.testing.assert_allclose(views[:, 64], expected, atol=1e-4)
+    views = signal_views(y)
+    # the frames of window i span samples [16000 i, 16000 i + 17728); Hann-weighted frames of a steady
+    # machine have the mean square of the samples they cover
+    expected = [10 * np.log10(np.mean(y[16000 * i : 16000 * i + 17728].astype(np.float64) ** 2)) for i in range(len(views))]
+    np.testing.assert_allclose(views[:, 64], expected, atol=0.3)
     # a gain of 2 is +6.02 dB and leaves the shape alone
-    louder = signal_views(seg * 2)
-    np.testing.assert_allclose(louder[:, 64] - views[:, 64], 20 * np.log10(2), atol=1e-4)
+    louder = signal_views(y * 2)
+    np.testing.assert_allclose(louder[:, 64] - views[:, 64], 20 * np.log10(2), atol=1e-3)
     np.testing.assert_allclose(louder[:, :64], views[:, :64], atol=1e-3)
 
 
@@ -47,10 +50,10 @@ def test_shape_matches_librosa_mel_spectrum():
     import librosa
 
     y, _ = sf.read(DATA_DIR / "yos95_id_06_normal_id_06_00000012.flac", dtype="float32")
-    seg = _segments(y)[:3]
-    ours = signal_views(seg)[:, :64]
-    for i, s in enumerate(seg):
-        mel = librosa.feature.melspectrogram(y=s, sr=16000, n_fft=1024, hop_length=512, n_mels=64, center=False)
+    ours = signal_views(y)[:3, :64]
+    for i in range(3):
+        s = y[16000 * i : 16000 * i + 17728]
+        mel = librosa.feature.melspectrogram(y=s, sr=16000, n_fft=2048, hop_length=320, n_mels=64, center=False)
         db = 10 * np.log10(mel.mean(axis=1) + 1e-12)
         # the shape is relative to its own mean, so librosa's different power scaling cancels
         np.testing.assert_allclose(ours[i], db - db.mean(), atol=2e-3)
@@ -91,9 +94,9 @@ def test_an_unheard_microphone_of_the_same_moment_is_normal_and_a_gain_step_is_f
     det = ViewsDetector(views=VIEWS).fit(microphones[1:])
     assert det.clip_score(microphones[0]) < 1.0
     y, _ = sf.read(MULTICHANNEL_CLIP, dtype="float32", always_2d=True)
-    louder = signal_views(_segments(y[:, 0] * 10 ** (8 / 20)))  # +8 dB
+    louder = signal_views(y[:, 0] * 10 ** (8 / 20))  # +8 dB
     assert det.clip_score(louder) > 1.0
-    evidence = explain(det, louder, band_edges_hz=band_edges_hz(PARAMS))
+    evidence = explain(det, louder, band_edges_hz=display_band_edges_hz())
     assert evidence[0].view == "level" and evidence[0].flagged
     # the reading is the clip's level against the enrolled recordings' median level
     expected = louder[:, 64].mean() - np.median(np.concatenate([m[:, 64] for m in microphones[1:]]))
@@ -108,7 +111,7 @@ def test_a_band_change_is_named_by_the_shape_view(microphones):
     # a steady 1.5 kHz whine well above the fan's own spectrum there
     t = np.arange(len(y)) / 16000
     whine = y[:, 0] + 0.05 * np.sin(2 * np.pi * 1500 * t).astype(np.float32)
-    evidence = {e.view: e for e in explain(det, signal_views(_segments(whine)), band_edges_hz=band_edges_hz(PARAMS))}
+    evidence = {e.view: e for e in explain(det, signal_views(whine), band_edges_hz=display_band_edges_hz())}
     assert evidence["shape"].flagged
     assert evidence["shape"].reading.startswith("1 kHz-2 kHz band +")
 
@@ -126,7 +129,7 @@ def test_save_and_load_give_the_same_scores_and_refuse_a_tampered_file(tmp_path,
     det.save(path)
     again = ViewsDetector.load(path)
     np.testing.assert_array_equal(again.anomaly_score(microphones[0]), det.anomaly_score(microphones[0]))
-    assert [v.name for v in again.views] == ["shape", "level", "transient"]
+    assert [v.name for v in again.views] == ["shape", "level", "bands"]
     with np.load(path) as data:
         arrays = dict(data)
     arrays["thresholds"] = -arrays["thresholds"]
