@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from soundsentry.edgel3_encoder import display_band_edges_hz, frame_rows, signal_rows
 from soundsentry.errors import ModelIntegrityError
 from soundsentry.evidence import explain, summary
-from soundsentry.edgel3_encoder import display_band_edges_hz, frame_rows, signal_rows
 from soundsentry.views import ViewsDetector, ViewSpec, top_k_mean
 
 from .conftest import DATA_DIR, MULTICHANNEL_CLIP, requires
