@@ -261,7 +261,7 @@ class ViewsDetector:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ViewsDetector:
+    def load(cls, path: str | os.PathLike[str], *, session_options=None) -> ViewsDetector:
         try:
             with np.load(path, allow_pickle=False) as data:
                 names = [str(n) for n in data["names"]]
