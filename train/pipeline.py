@@ -105,8 +105,9 @@ def _clip_entry(clip: Clip) -> dict[str, str]:
 
 
 def _train_autoencoder(config: TrainConfig, train_x: np.ndarray, val_x: np.ndarray):
+    from soundsentry.export.tf_compat import import_tensorflow
+
     from .autoencoder import build_autoencoder
-    from .tf_compat import import_tensorflow
 
     import_tensorflow()
     import keras
