@@ -6,18 +6,19 @@ the user's normal recordings, and the threshold is calibrated from those recordi
 1. every recording -> the model's channel policy, features, windows -> encoder latents; unless
    the parent already does, each window's level (mean dB) is moved to the enrolled recordings'
    median level first, so another gain, distance or room loudness is not flagged;
-2. the chosen detectors are fitted on all windows: LOF, kNN and Mahalanobis in NumPy (plain
-   install), a One-Class SVM with scikit-learn + skl2onnx (the ``[train]`` extra);
+2. the chosen detectors are fitted on all windows with their kind's fit hook
+   (:mod:`soundsentry.detector_kinds`): NumPy ones from the plain install, those with
+   ``needs_train`` (the One-Class SVM) with the ``[train]`` extra;
 3. calibration scores: each recording is scored by a detector refitted without it
    (leave-one-recording-out), so the scores show how much one normal recording differs from
    the others. A single recording cannot show that; it is cut into blocks of
    ``block_windows`` windows and each block is scored by a detector refitted without the
    block *and* without the windows that overlap it (leave-one-block-out);
-4. threshold: for LOF, kNN and Mahalanobis, :func:`soundsentry.calibration.lognormal_threshold`
-   (a log-normal prediction bound whose spread is pooled with a prior measured per detector on
-   normal recordings, so one to three recordings do not give a threshold that flags the next
-   normal recording or another day's); for the One-Class SVM the training rule
-   :func:`soundsentry.calibration.robust_threshold`;
+4. threshold: the kind's rule; ``"lognormal"`` kinds (positive distance-like scores):
+   :func:`soundsentry.calibration.lognormal_threshold` (a log-normal prediction bound whose spread
+   is pooled with a prior measured per detector on normal recordings, so one to three recordings
+   do not give a threshold that flags the next normal recording or another day's); ``"robust"``
+   kinds (the One-Class SVM): the training rule :func:`soundsentry.calibration.robust_threshold`;
 5. a complete new bundle (encoder copy, detector files, card) is written and loaded back.
 
 Abnormal recordings take no part in any step.
