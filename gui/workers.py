@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThread, Signal, Slot
 from soundsentry.batch import score_file
 from soundsentry.errors import SoundSentryError
+from soundsentry.scoring import score_mono
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +74,15 @@ def analyse_samples(model, samples: np.ndarray, *, sample_rate: int, detector: s
 
 
 def _analyse_mono(model, y: np.ndarray, *, path: str, detector: str) -> FileAnalysis:
-    min_samples = model.window.min_samples(model.feature_params)
-    if y.shape[0] < min_samples:
-        # Let the runtime raise its own AudioTooShortError with its wording.
-        model.score_samples(y, detector=detector, path=path)
-    logmel = model.features(y)
-    latents = model.embed(model.windows(logmel))
-    scores = model.score_latents(latents, detector=detector)
-    result = model.result(scores, detector=detector, path=path)
+    scores = score_mono(model, y, detectors=[detector], path=path)  # the runtime's one scoring path
+    result = model.result(scores.window_scores[detector], detector=detector, path=path)
     return FileAnalysis(
         path=path,
         samples=y,
-        sample_rate=model.feature_params.sample_rate,
-        logmel=logmel,
-        latents=latents,
-        window_scores=scores,
+        sample_rate=model.sample_rate,
+        logmel=scores.features,
+        latents=scores.latents,
+        window_scores=scores.window_scores[detector],
         window_starts=result.window_starts,
         window_seconds=result.window_seconds,
         detector=detector,

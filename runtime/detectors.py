@@ -122,7 +122,7 @@ class LocalOutlierFactor:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> LocalOutlierFactor:
+    def load(cls, path: str | os.PathLike[str], *, session_options=None) -> LocalOutlierFactor:
         """Read a state written by :meth:`save`; refuses pickled content."""
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -206,7 +206,7 @@ class KNearestNeighbors:
         np.savez(path, reference=self.reference_.astype(np.float32), n_neighbors=np.int64(self.n_neighbors_))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> KNearestNeighbors:
+    def load(cls, path: str | os.PathLike[str], *, session_options=None) -> KNearestNeighbors:
         """Read a state written by :meth:`save`; refuses pickled content and inconsistent shapes."""
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -318,7 +318,7 @@ class Mahalanobis:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Mahalanobis:
+    def load(cls, path: str | os.PathLike[str], *, session_options=None) -> Mahalanobis:
         """Read a state written by :meth:`save`; refuses pickled content and inconsistent shapes."""
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -357,6 +357,11 @@ class OneClassSVMOnnx:
             self.path, inputs=[self.input_name], outputs=["label", self.output_name], options=session_options
         )
 
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, session_options=None) -> OneClassSVMOnnx:
+        """The ONNX file at ``path`` in an ONNX Runtime session (the registry's uniform loader)."""
+        return cls(path, session_options=session_options)
+
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(np.atleast_2d(X), dtype=np.float32)
         (scores,) = self.session.run([self.output_name], {self.input_name: X})
@@ -364,3 +369,46 @@ class OneClassSVMOnnx:
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return -self.score_samples(X)
+
+
+# -- hooks of the detector registry (soundsentry.detector_kinds) -------------------------------
+def fit_lof(latents: np.ndarray, *, params: dict) -> LocalOutlierFactor:
+    """LOF on normal latents (n, d)."""
+    return LocalOutlierFactor(n_neighbors=int(params.get("n_neighbors", 20))).fit(latents)
+
+
+def fit_knn(latents: np.ndarray, *, params: dict) -> KNearestNeighbors:
+    """kNN distance on normal latents (n, d); refuses fewer reference windows than neighbours."""
+    from .errors import EnrollmentError
+
+    k = int(params.get("n_neighbors", 5))
+    if k > len(latents):
+        raise EnrollmentError(
+            f"kNN with {k} neighbours needs at least {k} reference windows, a refit has {len(latents)}; enroll more audio"
+        )
+    return KNearestNeighbors(n_neighbors=k).fit(latents)
+
+
+def fit_mahalanobis(latents: np.ndarray, *, params: dict) -> Mahalanobis:
+    """Mahalanobis distance with a Ledoit-Wolf shrunk covariance of normal latents (n, d)."""
+    return Mahalanobis().fit(latents)
+
+
+def save_npz(fitted, path: str | os.PathLike[str], *, latent_dim: int) -> None:
+    """Write a NumPy detector's state (its own ``save``)."""
+    fitted.save(path)
+
+
+def neighbours_card(fitted, *, params: dict, n_reference: int) -> dict:
+    """Card fields of LOF and kNN."""
+    return {"n_neighbors": fitted.n_neighbors_, "n_reference": n_reference}
+
+
+def mahalanobis_card(fitted: Mahalanobis, *, params: dict, n_reference: int) -> dict:
+    """Card fields of the Mahalanobis distance."""
+    return {"n_reference": n_reference, "covariance": "Ledoit-Wolf shrunk", "shrinkage": round(fitted.shrinkage_, 6)}
+
+
+def ocsvm_card(fitted, *, params: dict, n_reference: int) -> dict:
+    """Card fields of the One-Class SVM (an ONNX graph from latent to scores)."""
+    return {"input": "latent", "output": "scores", "nu": params["nu"], "gamma": params["gamma"]}
