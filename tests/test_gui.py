@@ -488,7 +488,7 @@ def test_enrollment_problem_is_shown(qtbot, settings, tmp_path):
 
 
 def test_enroll_dialog_offers_the_detectors_with_lof_by_default(qtbot, settings):
-    from soundsentry.gui.window import EnrollDialog
+    from soundsentry.gui.enrollment import EnrollDialog
 
     win = make_window(qtbot, settings)
     dlg = EnrollDialog(win)
@@ -504,7 +504,7 @@ def test_enroll_dialog_offers_the_detectors_with_lof_by_default(qtbot, settings)
 def test_enroll_dialog_greys_out_ocsvm_without_the_train_extra(qtbot, settings, monkeypatch):
     import importlib.util
 
-    from soundsentry.gui import window as window_module
+    from soundsentry.gui import enrollment as window_module
 
     real_find_spec = importlib.util.find_spec
 
@@ -525,7 +525,7 @@ def test_enroll_dialog_greys_out_ocsvm_without_the_train_extra(qtbot, settings, 
 @requires("sklearn")
 @requires("skl2onnx")
 def test_enroll_dialog_offers_ocsvm_with_the_train_extra(qtbot, settings):
-    from soundsentry.gui.window import EnrollDialog
+    from soundsentry.gui.enrollment import EnrollDialog
 
     win = make_window(qtbot, settings)
     dlg = EnrollDialog(win)
@@ -709,7 +709,7 @@ def test_bundle_folder_from_disk_is_listed_and_remembered(qtbot, settings, fan_m
 
 
 def test_enroll_dialog_collects_files_folders_and_the_recording(qtbot, settings):
-    from soundsentry.gui.window import RECORDING_ITEM, EnrollDialog
+    from soundsentry.gui.enrollment import RECORDING_ITEM, EnrollDialog
 
     backend = ClipBackend(NORMAL, speed=4.0)
     win = make_window(qtbot, settings, backend)

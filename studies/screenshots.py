@@ -1,4 +1,4 @@
-"""Real screenshots of the app for the README: ``python -m soundsentry.gui.screenshots docs/images/``.
+"""Real screenshots of the app for the README: ``python -m studies.screenshots docs/images/``.
 
 Runs the real window offscreen (``QT_QPA_PLATFORM=offscreen`` unless a display is set) on the
 example clips with the shipped model, with settings in a throwaway folder, and saves:
@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+# A development tool, run from a checkout: the examples are the checkout's, not the installed package's.
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NORMAL = "ronwise_id_00_normal_id_00_00000000.flac"
 ABNORMAL = "ronwise_id_00_anomaly_id_00_00000000.flac"
@@ -57,8 +58,7 @@ def make_window(backend, *, model: str = "fan"):
     """A main window with settings in a temporary file (the user's settings stay untouched)."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
-
-    from .window import MainWindow
+    from soundsentry.gui.window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     ini = Path(tempfile.mkdtemp(prefix="soundsentry-gui-")) / "settings.ini"
@@ -73,7 +73,7 @@ def make_window(backend, *, model: str = "fan"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m soundsentry.gui.screenshots", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m studies.screenshots", description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="folder for the PNGs (e.g. docs/images)")
     p.add_argument("--examples", type=Path, default=EXAMPLES)
     p.add_argument("--model", default="fan")
@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
     from PySide6.QtCore import Qt
-
-    from .devices import ClipBackend
+    from soundsentry.gui.devices import ClipBackend
 
     args.out.mkdir(parents=True, exist_ok=True)
     normal, abnormal = args.examples / NORMAL, args.examples / ABNORMAL
