@@ -27,6 +27,15 @@ from .workers import ModelTask
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "ENROLL_DETECTORS",
+    "RECORDING_ITEM",
+    "EnrollDialog",
+    "EnrollMixin",
+    "enrolled_models_dir",
+    "train_extra_available",
+]
+
 
 RECORDING_ITEM = "<the last recording>"
 

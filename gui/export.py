@@ -12,6 +12,8 @@ from soundsentry.report import make_writer
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ExportMixin"]
+
 
 class ExportMixin:
     """Writes what the window shows to files."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from html import escape
 from pathlib import Path
 
+import soundfile as sf
 from PySide6.QtWidgets import (
     QFileDialog,
 )
@@ -15,9 +17,68 @@ from .workers import FileAnalysis, FileTask
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "AUDIO_FILTER",
+    "EXTRA_SUFFIXES",
+    "MAX_RECENT",
+    "SNDFILE_SUFFIXES",
+    "START_TITLE",
+    "FilesMixin",
+    "audio_suffixes",
+    "is_audio_path",
+]
+
 
 MAX_RECENT = 8
-AUDIO_FILTER = "Audio (" + " ".join(f"*{s}" for s in AUDIO_SUFFIXES) + ");;All files (*)"
+START_TITLE = "Open a recording (File ▸ Open, or drop files here), a folder, or record."
+
+#: File suffixes of the formats libsndfile reads, by its format names (``soundfile.available_formats()``).
+#: RAW is left out: a header-less file cannot be decoded without being told its format.
+SNDFILE_SUFFIXES = {
+    "AIFF": (".aiff", ".aif", ".aifc"),
+    "AU": (".au", ".snd"),
+    "AVR": (".avr",),
+    "CAF": (".caf",),
+    "FLAC": (".flac",),
+    "HTK": (".htk",),
+    "SVX": (".iff", ".svx", ".8svx"),
+    "MAT4": (".mat",),
+    "MAT5": (".mat",),
+    "MPC2K": (".mpc",),
+    "MP3": (".mp3",),
+    "OGG": (".ogg", ".oga", ".opus"),
+    "PAF": (".paf",),
+    "PVF": (".pvf",),
+    "RF64": (".rf64", ".wav"),
+    "SD2": (".sd2",),
+    "SDS": (".sds",),
+    "IRCAM": (".sf", ".ircam"),
+    "VOC": (".voc",),
+    "W64": (".w64",),
+    "WAV": (".wav",),
+    "NIST": (".nist", ".sph"),
+    "WAVEX": (".wav",),
+    "WVE": (".wve",),
+    "XI": (".xi",),
+}
+#: What phones and handheld recorders write (AAC in MP4); the runtime decodes it, or says which extra it needs.
+EXTRA_SUFFIXES = (".m4a",)
+
+
+def audio_suffixes() -> tuple[str, ...]:
+    """Every suffix the open dialog and drag and drop take: the formats this libsndfile reads, the
+    runtime's own list, and M4A. Sorted, lower case, with the dot."""
+    formats = sf.available_formats()
+    found = {x for name, suffixes in SNDFILE_SUFFIXES.items() if name in formats for x in suffixes}
+    return tuple(sorted(found | set(AUDIO_SUFFIXES) | set(EXTRA_SUFFIXES)))
+
+
+def is_audio_path(path: str) -> bool:
+    """A folder (searched when opened) or a file whose suffix is one :func:`audio_suffixes` lists."""
+    return os.path.isdir(path) or path.lower().endswith(audio_suffixes())
+
+
+AUDIO_FILTER = "Audio (" + " ".join(f"*{s}" for s in audio_suffixes()) + ");;All files (*)"
 
 
 class FilesMixin:
@@ -82,8 +143,25 @@ class FilesMixin:
         self._run_task(task, done, failed)
 
     def _on_file_failed(self, path: str, message: str) -> None:
+        # Nothing of the previous file may stay on screen under this file's name (or under none).
+        self.clear_view(
+            title=f"<b>{escape(Path(path).name)}</b> &nbsp; could not be scored<br><small>{escape(path)}</small>"
+        )
         self.show_error(f"Cannot score this file: {message}")
         self.fileShown.emit(path)
+
+    def clear_view(self, *, title: str = START_TITLE) -> None:
+        """Empty the view, the verdict and the title: nothing shown, nothing to play."""
+        self.player.stop()
+        self.analysis = None
+        self.current_label = ""
+        self.view.reset_view()
+        self.title_label.setText(title)
+        self._show_verdict()
+        self._update_actions()
+
+    def _on_auto_levels(self, on: bool) -> None:
+        self.view.set_auto_levels(on)
 
     def _on_file_scored(self, a: FileAnalysis) -> None:
         self.clear_error()
@@ -140,11 +218,16 @@ class FilesMixin:
 
     # ====================================================================== drag & drop ====
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if any(u.isLocalFile() and is_audio_path(u.toLocalFile()) for u in urls):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        dropped = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        paths = [p for p in dropped if is_audio_path(p)]
+        skipped = [os.path.basename(p) for p in dropped if p not in paths]
+        if skipped:
+            self.show_info(f"not audio, left out: {', '.join(skipped)}")
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)

@@ -8,6 +8,12 @@ from .workers import FolderTask
 
 log = logging.getLogger(__name__)
 
+__all__ = ["FOLDER_SHARE", "FolderMixin"]
+
+
+#: Share of the height the folder table gets when it opens (at least a third).
+FOLDER_SHARE = 0.4
+
 
 class FolderMixin:
     """Scores many files into the folder table."""
@@ -17,9 +23,13 @@ class FolderMixin:
             self.show_error("No model is loaded; choose one in the model list.")
             return
         self.cancel_folder()
+        if self.current_label and self.current_label != "recording" and self.current_label not in files:
+            # The view showed a file of another folder: it goes, and a result still on its way is ignored.
+            self._generation += 1
+            self.clear_view()
         self.table_model.reset(files, root=root)
         self.table_model.set_threshold(self.threshold)
-        self.folder_panel.show()
+        self._show_folder_panel()
         self.folder_progress.setRange(0, len(files))
         self.folder_progress.setValue(0)
         self.cancel_button.setEnabled(True)
@@ -70,3 +80,13 @@ class FolderMixin:
         src = self.table_proxy.mapToSource(index)
         if src.isValid():
             self.open_file(self.table_model.paths[src.row()])
+
+    def _show_folder_panel(self) -> None:
+        """Show the table with at least a third of the height (the user may drag the split after)."""
+        was_hidden = self.folder_panel.isHidden()
+        self.folder_panel.show()
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        if total > 0 and (was_hidden or sizes[1] < total / 3):
+            table = round(total * FOLDER_SHARE)
+            self.splitter.setSizes([total - table, table])

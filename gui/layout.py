@@ -25,11 +25,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .files import START_TITLE
+from .level import LevelMeter
 from .table import FolderFilter, FolderTableModel
 from .threshold import SLIDER_STEPS
 from .views import AnalysisView
 
 log = logging.getLogger(__name__)
+
+__all__ = ["LayoutMixin"]
 
 
 class LayoutMixin:
@@ -38,6 +42,7 @@ class LayoutMixin:
     def _build_ui(self) -> None:
         self._build_actions()
         self._build_model_toolbar()
+        self._build_view_toolbar()
         self._build_audio_toolbar()
         self._build_centre()
         self._status_timer = QTimer(self)
@@ -74,16 +79,36 @@ class LayoutMixin:
             [self.play_action, self.stop_play_action, self.record_action, self.pause_action, self.stop_record_action]
         )
 
-    def _build_model_toolbar(self) -> None:
-        """Model, detector, threshold."""
-        tb = QToolBar("Model", self)
-        tb.setObjectName("model-toolbar")
+    def _toolbar(self, title: str, name: str, *, new_row: bool) -> QToolBar:
+        tb = QToolBar(title, self)
+        tb.setObjectName(name)
+        tb.setMovable(False)  # rows laid out to fit 1024 px; a moved toolbar could overflow again
+        if new_row:
+            self.addToolBarBreak()
         self.addToolBar(tb)
+        return tb
+
+    def _build_model_toolbar(self) -> None:
+        """Open, model, detector, bundle and enrollment: the first row."""
+        tb = self._toolbar("Model", "model-toolbar", new_row=False)
+        tb.addActions([self.open_action, self.open_folder_action])
+        tb.addSeparator()
         self.model_combo = QComboBox()
         self.model_combo.setMinimumContentsLength(14)
         self.model_combo.activated.connect(self._on_model_chosen)
         self.detector_combo = QComboBox()
+        # Wide enough for the longest detector name ("mahalanobis"), whatever the font.
+        self.detector_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.detector_combo.activated.connect(self._on_detector_chosen)
+        for w in (QLabel(" model "), self.model_combo, QLabel(" detector "), self.detector_combo):
+            tb.addWidget(w)
+        tb.addSeparator()
+        tb.addAction(self.load_bundle_action)
+        tb.addAction(self.enroll_action)
+
+    def _build_view_toolbar(self) -> None:
+        """Threshold, playback and the spectrogram's levels: the second row."""
+        tb = self._toolbar("Threshold and playback", "view-toolbar", new_row=True)
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setRange(0, SLIDER_STEPS)
         self.threshold_slider.setMinimumWidth(180)
@@ -100,48 +125,41 @@ class LayoutMixin:
         self.verdict_badge.setObjectName("verdict")
         self.verdict_badge.setMinimumWidth(230)
         self.verdict_badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        for w in (
-            QLabel(" model "),
-            self.model_combo,
-            QLabel(" detector "),
-            self.detector_combo,
-            QLabel(" threshold "),
-            self.threshold_slider,
-            self.threshold_spin,
-            reset,
-        ):
+        for w in (QLabel(" threshold "), self.threshold_slider, self.threshold_spin, reset):
             tb.addWidget(w)
-        tb.addAction(self.load_bundle_action)
-        tb.addAction(self.enroll_action)
-
-    def _build_audio_toolbar(self) -> None:
-        """Open, play, record, device, rate, level."""
-        atb = QToolBar("Audio", self)
-        atb.setObjectName("audio-toolbar")
-        self.addToolBarBreak()
-        self.addToolBar(atb)
-        atb.addActions([self.open_action, self.open_folder_action])
-        atb.addSeparator()
-        atb.addActions([self.play_action, self.stop_play_action])
+        tb.addSeparator()
+        tb.addActions([self.play_action, self.stop_play_action])
         self.play_selection_check = QCheckBox("selection only")
         self.play_selection_check.setToolTip("Play only the region marked on the score track (drag its edges)")
         self.play_selection_check.toggled.connect(self._toggle_region)
-        atb.addWidget(self.play_selection_check)
-        atb.addSeparator()
+        tb.addWidget(self.play_selection_check)
+        tb.addSeparator()
+        self.auto_levels_check = QCheckBox("auto levels")
+        self.auto_levels_check.setToolTip(
+            "Spread the spectrogram's colours over this clip's own range. Off: fixed -70..0 dB, "
+            "the same colours for the same level in every file."
+        )
+        self.auto_levels_check.toggled.connect(self._on_auto_levels)
+        tb.addWidget(self.auto_levels_check)
+
+    def _build_audio_toolbar(self) -> None:
+        """Input device, rate, record, level, save: the third row."""
+        atb = self._toolbar("Recording", "audio-toolbar", new_row=True)
         self.device_combo = QComboBox()
         self.device_combo.setMinimumContentsLength(18)
+        # Long device names are elided in the box (the full name is in its list), not widening the row.
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.device_combo.currentIndexChanged.connect(self._fill_rates)
         self.rate_combo = QComboBox()
-        self.level_bar = QProgressBar()
-        self.level_bar.setRange(0, 100)
-        self.level_bar.setTextVisible(False)
-        self.level_bar.setMaximumWidth(80)
-        self.level_bar.setToolTip("input level (peak of the last block)")
+        self.level_meter = LevelMeter()
         for w in (QLabel(" input "), self.device_combo, QLabel(" Hz "), self.rate_combo):
             atb.addWidget(w)
+        atb.addSeparator()
         atb.addActions([self.record_action, self.pause_action, self.stop_record_action])
+        atb.addSeparator()
         atb.addWidget(QLabel(" level "))
-        atb.addWidget(self.level_bar)
+        atb.addWidget(self.level_meter)
+        atb.addSeparator()
         atb.addAction(self.save_recording_action)
 
     def _build_centre(self) -> None:
@@ -158,7 +176,8 @@ class LayoutMixin:
         )
         self.banner.hide()
         layout.addWidget(self.banner)
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setChildrenCollapsible(False)
         layout.addWidget(splitter, 1)
 
         self.report_panel = QWidget()
@@ -166,7 +185,7 @@ class LayoutMixin:
         rl = QVBoxLayout(self.report_panel)
         rl.setContentsMargins(0, 0, 0, 0)
         header = QHBoxLayout()
-        self.title_label = QLabel("Open a recording (File ▸ Open, or drop files here), a folder, or record.")
+        self.title_label = QLabel(START_TITLE)
         self.title_label.setWordWrap(True)
         self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         header.addWidget(self.title_label, 1)
@@ -183,6 +202,7 @@ class LayoutMixin:
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("filter by file name")
         self.anomalies_check = QCheckBox("anomalies only")
+        self.anomalies_check.setToolTip("Only abnormal files and files flagged silent or clipped")
         self.folder_progress = QProgressBar()
         self.folder_progress.setFormat("%v / %m files")
         self.cancel_button = QPushButton("Cancel")
@@ -205,7 +225,13 @@ class LayoutMixin:
         header.setStretchLastSection(True)
         header.setSectionResizeMode(0, header.ResizeMode.Interactive)
         header.resizeSection(0, 420)
-        self.table.verticalHeader().hide()
+        # One line per row: long names are elided in the middle (the full path is the tooltip).
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        rows = self.table.verticalHeader()
+        rows.setSectionResizeMode(rows.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.table.fontMetrics().height() + 6)
+        rows.hide()
         self.table.clicked.connect(self._on_table_clicked)
         self.table.activated.connect(self._on_table_clicked)
         fl.addWidget(self.table, 1)

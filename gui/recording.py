@@ -10,18 +10,21 @@ import soundfile as sf
 from PySide6.QtWidgets import (
     QFileDialog,
 )
+from soundsentry.quality import SignalStats
 
 from .devices import DeviceInfo
 from .workers import FileAnalysis, LiveScorer, ModelTask, analyse_samples
 
 log = logging.getLogger(__name__)
 
+__all__ = ["RecordingMixin"]
+
 
 class RecordingMixin:
     """Records from an input device, scores it live, then shows it as a file."""
 
     def _on_level(self, value: float) -> None:
-        self.level_bar.setValue(int(min(1.0, value) * 100))
+        self.level_meter.set_peak(value)
 
     def toggle_pause(self) -> None:
         self.pause_recording(not self.recorder.paused)
@@ -71,6 +74,8 @@ class RecordingMixin:
         self.player.stop()
         self.cancel_folder()
         self.live_scores = []
+        self.level_meter.reset()
+        self.live_stats = SignalStats()
         self.live_result = None
         self.analysis = None
         self.recorded = None
@@ -103,6 +108,8 @@ class RecordingMixin:
         self._update_actions()
 
     def _on_recorded_chunk(self, mono: np.ndarray) -> None:
+        if self.live_stats is not None:
+            self.live_stats.update(mono)
         if self.live is not None:
             self.live.push(mono)
 

@@ -6,10 +6,13 @@ import logging
 
 import numpy as np
 import soundsentry
+from soundsentry.quality import SILENCE_DBFS
 
-from .views import ABNORMAL_COLOUR, NORMAL_COLOUR
+from .views import ABNORMAL_COLOUR, FLAG_COLOUR, NORMAL_COLOUR
 
 log = logging.getLogger(__name__)
+
+__all__ = ["SLIDER_STEPS", "ThresholdMixin"]
 
 
 SLIDER_STEPS = 1000
@@ -70,20 +73,43 @@ class ThresholdMixin:
             return None
         return self.model.result(scores, detector=self.detector, threshold=self.threshold, path=self.current_label)
 
+    def current_flags(self) -> tuple[str, ...]:
+        """Signal flags of what the view shows: the file's, or the live recording's so far."""
+        if self.recorder.recording:
+            return self.live_stats.flags() if self.live_stats is not None else ()
+        return () if self.analysis is None else self.analysis.flags
+
     def _show_verdict(self) -> None:
         result = self.clip_result()
         if result is None:
             self.verdict_badge.setText("no verdict yet")
+            self.verdict_badge.setToolTip("")
             self.verdict_badge.setStyleSheet(
                 "QLabel#verdict { color: #555; border: 2px solid #bbb; padding: 6px; font-size: 16px; }"
             )
             return
-        colour = ABNORMAL_COLOUR if result.verdict == "abnormal" else NORMAL_COLOUR
         live = " (so far)" if self.recorder.recording else ""
+        flags = self.current_flags()
         sign = ">" if result.verdict == "abnormal" else "≤"
-        self.verdict_badge.setText(
-            f"{result.verdict.upper()}{live}\nscore {result.score:.3f} {sign} {result.threshold:.3f}"
-        )
+        if "silent" in flags:
+            # A dead microphone or a cut cable: the score means nothing, and "normal" would be a lie.
+            colour = FLAG_COLOUR
+            text = f"SILENT INPUT{live}\nno verdict (score {result.score:.3f})"
+            tip = (
+                f"The input is silent (RMS below {SILENCE_DBFS:g} dBFS): a dead microphone or a cut cable "
+                "is not evidence of a healthy machine. Check the input and record again."
+            )
+        else:
+            colour = ABNORMAL_COLOUR if result.verdict == "abnormal" else NORMAL_COLOUR
+            text = f"{result.verdict.upper()}{live}\nscore {result.score:.3f} {sign} {result.threshold:.3f}"
+            tip = ""
+            if "clipped" in flags:
+                # An overdriven input distorts the spectrum: even a normal verdict is not to be trusted.
+                colour = ABNORMAL_COLOUR if result.verdict == "abnormal" else FLAG_COLOUR
+                text += "\n⚠ CLIPPED INPUT"
+                tip = "The input is clipped (samples pinned at full scale): lower the input gain and record again."
+        self.verdict_badge.setText(text)
+        self.verdict_badge.setToolTip(tip)
         self.verdict_badge.setStyleSheet(
             f"QLabel#verdict {{ background: {colour.name()}; color: white; font-weight: bold; font-size: 16px;"
             " padding: 6px; border-radius: 4px; }"

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
 )
+from soundsentry.quality import SignalStats
 
 from .devices import AudioBackend
 from .enrollment import EnrollMixin, enrolled_models_dir
@@ -72,6 +73,7 @@ class MainWindow(
         self.folder_task: FolderTask | None = None
         self.live: LiveScorer | None = None
         self.live_scores: list[float] = []
+        self.live_stats: SignalStats | None = None  # the live recording's level and clipping so far
         self.live_result: soundsentry.ScoreResult | None = None  # the last recording's streamed result
         self.recorded: np.ndarray | None = None
         self.recorded_rate = 0

@@ -244,8 +244,11 @@ def test_file_only_mode_and_clear_messages(qtbot, settings, tmp_path):
     bad.write_text("hello")
     open_file(qtbot, win, bad)
     assert str(bad) in win.banner.text() and "decode" in win.banner.text()
-    # The previous file is still shown; the app goes on.
-    assert win.analysis.path == str(NORMAL)
+    # Nothing of the previous file stays on screen under the failed file's name; the app goes on.
+    assert win.analysis is None and win.view.image.image is None
+    assert win.view.score_curve.getData()[1] is None or len(win.view.score_curve.getData()[1]) == 0
+    assert "NORMAL" not in win.verdict_badge.text() and "not-audio.flac" in win.title_label.text()
+    assert not win.play_action.isEnabled() and not win.export_png_action.isEnabled()
 
     with qtbot.waitSignal(win.message, timeout=WAIT, check_params_cb=lambda t: "Cannot load the model" in t):
         win.load_model(str(tmp_path / "no-such-bundle"))
