@@ -73,6 +73,14 @@ def audio_suffixes() -> tuple[str, ...]:
     return tuple(sorted(found | set(AUDIO_SUFFIXES) | set(EXTRA_SUFFIXES)))
 
 
+def model_place(model) -> str:
+    """Where a model comes from, for the title: "shipped" for the package's own bundles, else its folder."""
+    import soundsentry.models
+
+    root = Path(model.bundle.root).resolve()
+    return "shipped" if root.parent == Path(soundsentry.models.__file__).resolve().parent else str(root)
+
+
 def is_audio_path(path: str) -> bool:
     """A folder (searched when opened) or a file whose suffix is one :func:`audio_suffixes` lists."""
     return os.path.isdir(path) or path.lower().endswith(audio_suffixes())
@@ -195,7 +203,7 @@ class FilesMixin:
         model = self.model
         self.title_label.setText(
             f"<b>{Path(what).name if os.sep in what else what}</b> &nbsp; {dur:.1f} s<br>"
-            f"<small>{what if os.sep in what else ''}<br>model <b>{model.name}</b> ({model.bundle.root}) · "
+            f"<small>{what if os.sep in what else ''}<br>model <b>{model.name}</b> ({model_place(model)}) · "
             f"detector <b>{self.detector}</b> · threshold {self.threshold:.3f} "
             f"(model's {model.thresholds[self.detector]:.3f})</small>"
         )

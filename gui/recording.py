@@ -124,6 +124,7 @@ class RecordingMixin:
         self._show_title()
 
     def _on_recording_stopped(self, problem: str) -> None:
+        self.level_meter.reset()  # no input now: a level left standing would be a stale one
         self.recorded = self.recorder.samples
         self.recorded_rate = self.recorder.sample_rate
         secs = self.recorded.shape[0] / max(1, self.recorded_rate)

@@ -81,6 +81,8 @@ class ThresholdMixin:
 
     def _show_verdict(self) -> None:
         result = self.clip_result()
+        flags = self.current_flags()
+        self.view.set_flagged("silent" in flags)
         if result is None:
             self.verdict_badge.setText("no verdict yet")
             self.verdict_badge.setToolTip("")
@@ -89,7 +91,6 @@ class ThresholdMixin:
             )
             return
         live = " (so far)" if self.recorder.recording else ""
-        flags = self.current_flags()
         sign = ">" if result.verdict == "abnormal" else "≤"
         if "silent" in flags:
             # A dead microphone or a cut cable: the score means nothing, and "normal" would be a lie.

@@ -99,6 +99,7 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self.scores = np.zeros(0)
         self.centres = np.zeros(0)
         self.live = False
+        self.flagged = False  # silent input: points below the threshold are not drawn healthy green
         self.auto_levels = False  # spread the colours over the clip's own range (static files only)
         self._logmel: np.ndarray | None = None
         self.live_now = 0.0  # live mode: seconds of audio received; the x axis is time minus this
@@ -216,13 +217,20 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self._redraw_scores()
 
     def _redraw_scores(self) -> None:
-        brushes = [pg.mkBrush(ABNORMAL_COLOUR if s > self.threshold else NORMAL_COLOUR) for s in self.scores]
+        below = FLAG_COLOUR if self.flagged else NORMAL_COLOUR
+        brushes = [pg.mkBrush(ABNORMAL_COLOUR if s > self.threshold else below) for s in self.scores]
         x = self.centres - self.live_now if self.live else self.centres
         self.score_curve.setData(x, self.scores, symbolBrush=brushes or None)
         lo = min([self.threshold, *self.scores.tolist()])
         hi = max([self.threshold, *self.scores.tolist()])
         pad = 0.1 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.1)
         self.score_plot.setYRange(lo - pad, hi + pad, padding=0)
+
+    def set_flagged(self, on: bool) -> None:
+        """Draw the window scores of a silent recording in the flag colour instead of green."""
+        if bool(on) != self.flagged:
+            self.flagged = bool(on)
+            self._redraw_scores()
 
     def set_cursor(self, seconds: float | None) -> None:
         for line in self.cursors:

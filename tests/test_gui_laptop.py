@@ -91,6 +91,9 @@ def test_silent_file_is_flagged_not_called_normal(qtbot, settings, fan_model, si
     assert "SILENT" in badge and "NORMAL" not in badge and "ABNORMAL" not in badge
     assert NORMAL_COLOUR.name() not in win.verdict_badge.styleSheet()
     assert FLAG_COLOUR.name() in win.verdict_badge.styleSheet()
+    # Its window scores are below the threshold, but not drawn as healthy green points either.
+    points = {b.color().name() for b in win.view.score_curve.opts["symbolBrush"]}
+    assert points == {FLAG_COLOUR.name()}
     # The report PNG carries the flag: the badge is in it, in the flag colour, not green.
     out = tmp_path / "report.png"
     assert win.export_png(str(out))
@@ -116,6 +119,7 @@ def test_clipped_file_is_flagged_and_not_green(qtbot, settings, fan_model, clipp
 def test_silent_recording_is_flagged_live_and_after(qtbot, settings, silent_wav):
     win = make_window(qtbot, settings, ClipBackend(silent_wav, speed=4.0))
     badges: list[str] = []
+
     def seen() -> None:
         if win.recorder.recording and win.live_scores:  # a live verdict is shown
             badges.append(win.verdict_badge.text())
@@ -297,9 +301,10 @@ def test_recording_drives_the_meter_in_dbfs(qtbot, settings, clipped_wav):
     win.start_recording()
     qtbot.waitUntil(lambda: len(peaks) > 20, timeout=WAIT)
     assert win.level_meter.clipping  # this input is pinned at full scale
+    assert win.level_meter.level_db == pytest.approx(max(-60.0, 20 * np.log10(peaks[-1])), abs=1e-6)
     with qtbot.waitSignal(win.recordingDone, timeout=WAIT):
         win.recorder.stop()
-    assert win.level_meter.level_db == pytest.approx(max(-60.0, 20 * np.log10(peaks[-1])), abs=1e-6)
+    assert win.level_meter.level_db == -60 and not win.level_meter.clipping  # nothing stale once stopped
 
 
 # -------------------------------------------------------------------------------- stale state
