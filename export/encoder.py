@@ -15,7 +15,7 @@ def export_encoder(encoder, path: str | Path, *, n_mels: int, frames: int, opset
     ``tf2onnx.convert.from_keras`` does not handle Keras 3 models (onnx/tensorflow-onnx#2329),
     so the encoder is wrapped in a ``tf.function`` with an explicit, dynamic-batch signature.
     """
-    from soundsentry.train.tf_compat import import_tensorflow
+    from .tf_compat import import_tensorflow
 
     tf = import_tensorflow()
     import tf2onnx

@@ -391,10 +391,12 @@ class ClipBackend:
         loop: bool = False,
         fail_after: float | None = None,
         hang_after: float | None = None,
+        name: str | None = None,
     ) -> None:
         import soundfile as sf
 
         self.path = Path(path)
+        self.name = name or f"Recording: {self.path.name}"  # the input device's name in the window
         self.samples, self.samplerate = sf.read(str(path), dtype="float32", always_2d=True)
         self.speed = speed
         self.loop = loop
@@ -403,7 +405,7 @@ class ClipBackend:
         self.streams: list[_ClockedThread] = []
 
     def input_devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo(f"clip:{self.path.name}", f"Recording: {self.path.name}", 1, int(self.samplerate))]
+        return [DeviceInfo(f"clip:{self.path.name}", self.name, 1, int(self.samplerate))]
 
     def supported_rates(self, device: DeviceInfo) -> list[int]:
         return [int(self.samplerate)]

@@ -98,7 +98,7 @@ def lognormal_threshold(
 ) -> float:
     """Upper prediction bound of a log-normal fitted to positive normal clip scores, for few recordings.
 
-    LOF clip scores are ratios (about 1 for inliers), kNN and Mahalanobis scores distances; all
+    LOF clip scores are ratios (about 1 for inliers), distance detectors' scores distances; all
     are positive with a long right tail, so they are fitted in log space. The centre is the median log score. The spread pools the observed standard
     deviation of the log scores with a prior spread (``prior_spread``, weight ``prior_weight``
     recordings), because two or three leave-one-out scores say little about how much a next
@@ -120,7 +120,7 @@ def lognormal_threshold(
     """
     values = _checked_scores(scores, quantile=quantile)
     if min(values) <= 0:
-        raise ValueError("the log-normal rule needs positive scores (LOF, kNN, Mahalanobis); use robust_threshold for others")
+        raise ValueError("the log-normal rule needs positive scores (ratio or distance detectors); use robust_threshold for others")
     logs = [math.log(v) for v in values]
     n_recordings = len(values) if n_recordings is None else n_recordings
     z = statistics.NormalDist().inv_cdf(quantile)

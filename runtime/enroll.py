@@ -6,18 +6,19 @@ the user's normal recordings, and the threshold is calibrated from those recordi
 1. every recording -> the model's channel policy, features, windows -> encoder latents; unless
    the parent already does, each window's level (mean dB) is moved to the enrolled recordings'
    median level first, so another gain, distance or room loudness is not flagged;
-2. the chosen detectors are fitted on all windows: LOF, kNN and Mahalanobis in NumPy (plain
-   install), a One-Class SVM with scikit-learn + skl2onnx (the ``[train]`` extra);
+2. the chosen detectors are fitted on all windows with their kind's fit hook
+   (:mod:`soundsentry.detector_kinds`): NumPy ones from the plain install, those with
+   ``needs_train`` (the One-Class SVM) with the ``[train]`` extra;
 3. calibration scores: each recording is scored by a detector refitted without it
    (leave-one-recording-out), so the scores show how much one normal recording differs from
    the others. A single recording cannot show that; it is cut into blocks of
    ``block_windows`` windows and each block is scored by a detector refitted without the
    block *and* without the windows that overlap it (leave-one-block-out);
-4. threshold: for LOF, kNN and Mahalanobis, :func:`soundsentry.calibration.lognormal_threshold`
-   (a log-normal prediction bound whose spread is pooled with a prior measured per detector on
-   normal recordings, so one to three recordings do not give a threshold that flags the next
-   normal recording or another day's); for the One-Class SVM the training rule
-   :func:`soundsentry.calibration.robust_threshold`;
+4. threshold: the kind's rule; ``"lognormal"`` kinds (positive distance-like scores):
+   :func:`soundsentry.calibration.lognormal_threshold` (a log-normal prediction bound whose spread
+   is pooled with a prior measured per detector on normal recordings, so one to three recordings
+   do not give a threshold that flags the next normal recording or another day's); ``"robust"``
+   kinds (the One-Class SVM): the training rule :func:`soundsentry.calibration.robust_threshold`;
 5. a complete new bundle (encoder copy, detector files, card) is written and loaded back.
 
 Abnormal recordings take no part in any step.
@@ -511,59 +512,3 @@ def _card(model, out, tmp, recordings, skipped, plan, card_detectors, detectors,
     }
     card["versions"] = package_versions()
     return card
-
-
-def run_cli(args) -> int:
-    """``soundsentry enroll``: exit 0 when every recording was used, 3 when some were skipped (the bundle is
-    still written), 2 when no bundle could be made, 4 when the parent model cannot be loaded."""
-    import sys
-
-    from tqdm import tqdm
-
-    from .cli import EXIT_FILES_FAILED, EXIT_MODEL_ERROR, EXIT_OK, EXIT_USAGE
-    from .errors import ModelError
-
-    try:
-        parent = load_model(args.model)
-    except ModelError as exc:
-        print(f"soundsentry: {exc}", file=sys.stderr)
-        return EXIT_MODEL_ERROR
-    bar = tqdm(unit="file", file=sys.stderr, disable=None, leave=False)
-
-    def progress(done: int, total: int, name: str) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        model = enroll(
-            parent,
-            args.normal,
-            out=args.out,
-            detectors=args.detector or (DEFAULT_DETECTOR,),
-            name=args.name,
-            machine_type=args.machine_type,
-            quantile=args.quantile,
-            level_normalization=not args.no_level,
-            overwrite=args.force,
-            strict=args.strict,
-            progress=progress,
-        )
-    except (EnrollmentError, SoundSentryError, ValueError) as exc:
-        bar.close()
-        print(f"soundsentry enroll: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    bar.close()
-    info = model.card["enrollment"]
-    for s in info["skipped"]:
-        print(f"skipped {s['name']}: {s['problem']}", file=sys.stderr)
-    print(
-        f"enrolled {model.name!r} in {model.bundle.root}: {info['n_recordings']} recordings, {info['seconds']:.1f} s, "
-        f"{info['n_windows']} windows; encoder from {parent.name!r}",
-        file=sys.stderr,
-    )
-    print(f"calibration: {info['calibration']['description']}", file=sys.stderr)
-    for det, spec in model.card["detectors"].items():
-        print(f"{det}: threshold {spec['threshold']:.6g}", file=sys.stderr)
-    print(f"score with: soundsentry score --model {model.bundle.root} PATH...", file=sys.stderr)
-    return EXIT_FILES_FAILED if info["skipped"] else EXIT_OK

@@ -80,7 +80,7 @@ class SeedReference:
 
     def fit(self, train: list[Clip], validation: list[Clip], *, cache: dict | None = None) -> SeedReference:
         from sklearn.neighbors import LocalOutlierFactor
-        from soundsentry.train.tf_compat import import_tensorflow
+        from soundsentry.export.tf_compat import import_tensorflow
 
         import_tensorflow()
         import keras
@@ -139,7 +139,7 @@ class DcaseBaseline:
     name: str = "DCASE 2020 baseline"
 
     def fit(self, train: list[Clip], validation: list[Clip], *, cache: dict | None = None) -> DcaseBaseline:
-        from soundsentry.train.tf_compat import import_tensorflow
+        from soundsentry.export.tf_compat import import_tensorflow
 
         import_tensorflow()
         import keras

@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import ABNORMAL_CLIP, DATA_CLIPS, MONO_CLIP, requires
 
-# TensorFlow must not be imported with oneDNN on (see soundsentry.train.tf_compat): set the switch
+# TensorFlow must not be imported with oneDNN on (see soundsentry.export.tf_compat): set the switch
 # before any test module imports it, and skip by looking the packages up instead of importing them.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 pytestmark = pytest.mark.skipif(

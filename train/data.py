@@ -7,12 +7,12 @@ measures a machine the model has not heard.
 
 from __future__ import annotations
 
-import csv
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from soundsentry.batch import AUDIO_SUFFIXES
+from soundsentry.clips import Clip, read_clips_csv
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -28,25 +28,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Clip:
-    """One recording and what is known about it."""
-
-    path: Path
-    machine_type: str = ""
-    machine_id: str = ""
-    label: str = "normal"
-    source: str = ""
-    dataset: str = ""
-    domain: str = ""
-    snr_db: str = ""
-    pcm_sha256: str = ""
-
-    @property
-    def is_normal(self) -> bool:
-        return self.label == "normal"
-
-
 @dataclass
 class Split:
     """Train, validation and test clips; ``description`` says how they were chosen."""
@@ -57,27 +38,6 @@ class Split:
     description: str = ""
     #: Abnormal clips of the training machines: never trained on, and not in the held-out test either.
     unused_abnormal: list[Clip] = field(default_factory=list)
-
-
-def read_clips_csv(csv_path: str | Path) -> list[Clip]:
-    """Read a ``clips.csv`` like the one in ``shared/data/mimii`` (paths relative to it)."""
-    csv_path = Path(csv_path)
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [
-        Clip(
-            path=csv_path.parent / row["file"],
-            machine_type=row.get("machine_type", ""),
-            machine_id=row.get("machine_id", ""),
-            label=row.get("label", "normal"),
-            source=row.get("source_repo", ""),
-            dataset=row.get("dataset", ""),
-            domain=row.get("domain", ""),
-            snr_db=row.get("snr_db", ""),
-            pcm_sha256=row.get("pcm_sha256", ""),
-        )
-        for row in rows
-    ]
 
 
 def scan_folder(folder: str | Path, *, machine_type: str = "") -> list[Clip]:

@@ -1,8 +1,8 @@
 """Train, export, check and evaluate one model bundle from real normal clips.
 
 Data flow: clips -> log-mel spectrograms (soundsentry.features, the runtime's own code)
--> normalised windows -> autoencoder (Keras) -> encoder latents -> LOF, kNN and Mahalanobis
-(NumPy) and One-Class SVM (scikit-learn) -> ONNX/NPZ bundle -> checks -> evaluation with the runtime.
+-> normalised windows -> autoencoder (Keras) -> encoder latents -> every detector kind of the registry
+(soundsentry.detector_kinds) -> ONNX/NPZ bundle -> checks -> evaluation with the runtime.
 Abnormal clips are only ever scored in the final evaluation.
 """
 
@@ -105,8 +105,9 @@ def _clip_entry(clip: Clip) -> dict[str, str]:
 
 
 def _train_autoencoder(config: TrainConfig, train_x: np.ndarray, val_x: np.ndarray):
+    from soundsentry.export.tf_compat import import_tensorflow
+
     from .autoencoder import build_autoencoder
-    from .tf_compat import import_tensorflow
 
     import_tensorflow()
     import keras
