@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from soundsentry.edgel3_frontend import EDGEL3_FRAMES, EDGEL3_N_MELS, edgel3_front_end
-from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.logmel_encoder import ENCODER_INPUT, ENCODER_OUTPUT
 from soundsentry.onnx_session import open_session
 
 from .encoder import export_encoder
@@ -147,6 +147,7 @@ def quantize_encoder(
         )
     finally:
         pre.unlink(missing_ok=True)
+    _drop_unused_opsets(dst)
     windows = np.asarray(check_windows, dtype=np.float32)
     want = open_session(src, inputs=[ENCODER_INPUT], outputs=[ENCODER_OUTPUT]).run([ENCODER_OUTPUT], {ENCODER_INPUT: windows})[0]
     got = open_session(dst, inputs=[ENCODER_INPUT], outputs=[ENCODER_OUTPUT]).run([ENCODER_OUTPUT], {ENCODER_INPUT: windows})[0]
@@ -154,6 +155,23 @@ def quantize_encoder(
     return QuantizedEncoder(
         path=dst, max_abs_diff=float(np.abs(got - want).max()), latent_scale=float(np.abs(want).max()), correlation=corr
     )
+
+
+def _drop_unused_opsets(path: Path) -> None:
+    """Keep only the operator sets the graph's nodes use.
+
+    The quantiser declares Microsoft's and PyTorch's operator sets although a QDQ graph uses only
+    standard ONNX operators; the runtime refuses any graph that imports a custom set.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    used = {node.domain or "" for node in model.graph.node}
+    keep = [o for o in model.opset_import if (o.domain or "") in used or o.domain in ("", "ai.onnx")]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,12 +66,20 @@ class ThresholdMixin:
             return np.asarray(self.live_scores)
         return None if self.analysis is None else self.analysis.window_scores
 
+    def current_latents(self) -> np.ndarray | None:
+        """Encoder rows of the windows shown: the live recording's so far, or the file's."""
+        if self.recorder.recording:
+            return np.concatenate(self.live_latents) if self.live_latents else None
+        return None if self.analysis is None else self.analysis.latents
+
     def clip_result(self) -> soundsentry.ScoreResult | None:
         """The shown clip's result with the slider's threshold (the runtime's own aggregation)."""
         scores = self.current_scores()
         if self.model is None or scores is None or scores.size == 0:
             return None
-        return self.model.result(scores, detector=self.detector, threshold=self.threshold, path=self.current_label)
+        return self.model.result(
+            scores, latents=self.current_latents(), detector=self.detector, threshold=self.threshold, path=self.current_label
+        )
 
     def current_flags(self) -> tuple[str, ...]:
         """Signal flags of what the view shows: the file's, or the live recording's so far."""

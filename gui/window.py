@@ -73,6 +73,7 @@ class MainWindow(
         self.folder_task: FolderTask | None = None
         self.live: LiveScorer | None = None
         self.live_scores: list[float] = []
+        self.live_latents: list[np.ndarray] = []  # per live update, the rows of its new windows
         self.live_stats: SignalStats | None = None  # the live recording's level and clipping so far
         self.live_result: soundsentry.ScoreResult | None = None  # the last recording's streamed result
         self.recorded: np.ndarray | None = None

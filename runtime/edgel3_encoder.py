@@ -178,6 +178,8 @@ class EdgeL3ViewsEncoder:
 
     kind = "edgel3-views"
     sample_rate = SAMPLE_RATE
+    #: Loudness is a view of its own: windows are never levelled (enrollment's levelling does not apply).
+    level_reference_db = None
     #: The display rows of :meth:`features`, as log-mel parameters (the GUI's frequency axis).
     feature_params = FeatureParams(sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=FRAME_HOP, n_mels=DISPLAY_BANDS)
 
@@ -261,6 +263,10 @@ class EdgeL3ViewsEncoder:
             )[0]
             out[i : i + len(chunk), self.embedding_dim :] = signal_rows(chunk)
         return out
+
+    def shape_band_edges_hz(self) -> np.ndarray:
+        """Edges of the shape view's bands in Hz, shape (64, 2) (for the evidence's band names)."""
+        return display_band_edges_hz()
 
     def view_columns(self) -> dict[str, tuple[int, int]]:
         """Columns of each measured quantity in a latent row."""

@@ -201,7 +201,7 @@ def score_clips(
         try:
             # The one scoring path, with the encoder run once for all detectors.
             y = mono_samples(model, clip.path)
-            scores = score_mono(model, y, detectors=detectors, path=clip.path).clip_scores(rule=model.aggregate)
+            scores = score_mono(model, y, detectors=detectors, path=clip.path).clip_scores(model)
             out.append(ScoredClip(clip, scores))
         except SoundSentryError as exc:
             problem = getattr(exc, "problem", None) or str(exc)

@@ -40,6 +40,7 @@ __all__ = ["POOLS", "ViewSpec", "ViewsDetector", "top_k_mean"]
 
 #: How a view turns windows into a clip statistic (see :class:`ViewSpec`).
 POOLS = ("clip", "windows")
+_NAME_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class ViewSpec:
     pool: str = "clip"
 
     def __post_init__(self) -> None:
+        if not self.name.isascii() or not 0 < len(self.name) <= _NAME_BYTES:
+            raise ValueError(f"view name {self.name!r}: 1 to {_NAME_BYTES} ASCII characters")
         if self.pool not in POOLS:
             raise ValueError(f"view {self.name!r}: pool must be one of {POOLS}, got {self.pool!r}")
 
@@ -246,13 +249,15 @@ class ViewsDetector:
             path,
             reference=self.reference_.astype(np.float32),
             recording_means=self.recording_means_,
-            pools=np.array([v.pool for v in self.views]),
+            pools=np.array([POOLS.index(v.pool) for v in self.views], dtype=np.int64),
             thresholds=self.thresholds_,
             calibration=self.calibration_,
             centre=self.centre_,
             views=np.array([[v.start, v.stop] for v in self.views], dtype=np.int64),
             floors=np.array([v.floor for v in self.views]),
-            names=np.array([v.name for v in self.views]),
+            # Numbers only (bundle files are loaded without pickles and checked to hold no strings):
+            # names as ASCII codes, pools as indices into POOLS.
+            names=np.array([list(v.name.encode("ascii").ljust(_NAME_BYTES, b"\0")) for v in self.views], dtype=np.uint8),
             params=np.array(
                 [self.n_neighbors, self.top_k, self.quantile, self.prior_spread, self.single_recording_spread,
                  self.block_windows, self.n_recordings_],
@@ -264,11 +269,11 @@ class ViewsDetector:
     def load(cls, path: str | os.PathLike[str], *, session_options=None) -> ViewsDetector:
         try:
             with np.load(path, allow_pickle=False) as data:
-                names = [str(n) for n in data["names"]]
+                names = [bytes(row).rstrip(b"\0").decode("ascii") for row in data["names"].astype(np.uint8)]
                 spans = data["views"].astype(int)
                 floors = data["floors"].astype(float)
                 params = data["params"]
-                pools = [str(p) for p in data["pools"]]
+                pools = [POOLS[int(i)] for i in data["pools"]]
                 views = [
                     ViewSpec(n, int(a), int(b), float(f), p)
                     for n, (a, b), f, p in zip(names, spans, floors, pools, strict=True)
@@ -308,3 +313,81 @@ class ViewsDetector:
     def __repr__(self) -> str:
         return f"ViewsDetector(views={[v.name for v in self.views]}, n_neighbors={self.n_neighbors}, top_k={self.top_k})"
 
+
+
+# -- the detector registry's hooks (soundsentry.detector_kinds) -----------------------------------
+
+#: The level view never flags a change smaller than this (dB). Measured on normal recordings only: the
+#: level of the other 7 microphones of one moment differs from channel 0's by 0.36 dB (median), 1.72 dB
+#: (95th percentile), 2.85 dB (99th) and 3.58 dB at most, over 371 microphone pairs of the 8-channel
+#: MIMII normal clips in shared/data (``python -m studies.views_choice``): moving a microphone on a
+#: healthy machine must not be a fault by itself.
+LEVEL_FLOOR_DB = 3.0
+
+
+def default_views(columns: dict[str, tuple[int, int]], *, level_floor_db: float = LEVEL_FLOOR_DB) -> list[ViewSpec]:
+    """The views of an encoder's latent row (``encoder.view_columns()``): what the ``views`` detector judges.
+
+    - ``embedding`` (clip): the pretrained network's texture of the steady sound;
+    - ``events`` (windows): the same embedding, its worst windows (an intermittent machine's bad moment);
+    - ``shape`` (clip): the mean band spectrum, loudness taken out;
+    - ``level`` (clip): the loudness in dB, with a floor of ``level_floor_db``.
+    """
+    e, s, lv = columns["embedding"], columns["shape"], columns["level"]
+    return [
+        ViewSpec("embedding", *e, pool="clip"),
+        ViewSpec("events", *e, pool="windows"),
+        ViewSpec("shape", *s, pool="clip"),
+        ViewSpec("level", *lv, floor=level_floor_db, pool="clip"),
+    ]
+
+
+def fit_views(recordings: Sequence[np.ndarray], *, params: dict, columns: dict[str, tuple[int, int]]) -> ViewsDetector:
+    """Fit the views detector on the latent rows of each normal recording (a list of (n_windows_i, d) arrays)."""
+    views = default_views(columns, level_floor_db=float(params["level_floor_db"]))
+    return ViewsDetector(
+        views=views,
+        n_neighbors=int(params["n_neighbors"]),
+        top_k=int(params["top_k"]),
+        quantile=float(params["quantile"]),
+    ).fit(recordings)
+
+
+def save_views(fitted: ViewsDetector, path, *, latent_dim: int) -> None:
+    fitted.save(path)
+
+
+def views_card(fitted: ViewsDetector, *, params: dict, n_reference: int) -> dict:
+    """The card entry's fields (besides file and threshold): the views, their thresholds and calibration."""
+    return {
+        "n_neighbors": fitted.n_neighbors,
+        "top_k": fitted.top_k,
+        "quantile": fitted.quantile,
+        "n_reference": n_reference,
+        "n_recordings": fitted.n_recordings_,
+        "views": [
+            v.to_dict() | {"threshold": round(float(t), 6)} for v, t in zip(fitted.views, fitted.thresholds_, strict=True)
+        ],
+        "calibration": (
+            "each view's threshold: the "
+            f"{1 - (1 - fitted.quantile) / len(fitted.views):.4f} upper prediction bound (the wanted {fitted.quantile:.0%} "
+            f"split over {len(fitted.views)} views) of a log-normal fitted to the view's clip statistics of the "
+            + (
+                f"{fitted.n_recordings_} enrolled recordings, each scored without itself (leave-one-recording-out)"
+                if fitted.n_recordings_ > 1
+                else f"one recording's blocks of {fitted.block_windows} windows, each scored without itself"
+            )
+            + f", log spread pooled with a prior of {fitted.prior_spread}; floors: "
+            + ", ".join(f"{v.name} {v.floor:g}" for v in fitted.views if v.floor > 0)
+            + ". Clip score = the largest view statistic over its threshold: abnormal when any view passes its own."
+        ),
+        "calibration_statistics": np.round(fitted.calibration_, 6).tolist(),
+    }
+
+
+def check_views(path, fitted: ViewsDetector, reference, queries: np.ndarray) -> float:
+    """Relative difference between the saved file's window scores and the fitted detector's."""
+    loaded = ViewsDetector.load(path)
+    want = fitted.anomaly_score(queries)
+    got = loaded.anomaly_score(queries)
+    return float(np.max(np.abs(got - want)) / max(float(np.max(np.abs(want))), 1e-12))

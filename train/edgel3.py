@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from soundsentry.edgel3_frontend import EDGEL3_FRAMES, EDGEL3_N_MELS, EDGEL3_WINDOW
-from soundsentry.train.tf_compat import import_tensorflow
+from soundsentry.export.tf_compat import import_tensorflow
 
 log = logging.getLogger(__name__)
 
