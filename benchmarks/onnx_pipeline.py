@@ -100,14 +100,10 @@ def main(argv: list[str] | None = None) -> None:
     model = soundsentry.load_model(args.model, threads=1)
     clips = _clips(args.clips)
     rows = [("runtime, `Model.score_samples`", _time(model.score_samples, clips, args.repeats))]
-    for fft in ("matmul", "dft"):
-        session = _session(build_pipeline(model, fft=fft))
-        rows.append(
-            (
-                f"single ONNX file, FFT as {fft}",
-                _time(lambda y, s=session: s.run(None, {"samples": y}), clips, args.repeats),
-            )
-        )
+    for fft, precision in (("matmul", "float64"), ("dft", "float64"), ("dft", "float32")):
+        session = _session(build_pipeline(model, fft=fft, precision=precision))
+        name = f"single ONNX file, FFT as {fft}, front end in {precision}"
+        rows.append((name, _time(lambda y, s=session: s.run(None, {"samples": y}), clips, args.repeats)))
     print(
         f"model {model.name}, detector {model.default_detector}, {len(clips)} clips of 10 s, onnxruntime {onnxruntime.__version__}\n"
     )

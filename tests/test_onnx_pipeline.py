@@ -105,14 +105,14 @@ def test_single_onnx_file_matches_the_runtime_without_soundsentry(tmp_path, clip
                 assert len(onnx_result["windows"]) == 1  # the shortest input the fan's 64-frame windows take
 
 
-@pytest.mark.parametrize("fft", ["matmul", "dft"])
-def test_both_fft_forms_give_the_runtime_scores(fft):
+@pytest.mark.parametrize(("fft", "precision"), [("matmul", "float64"), ("dft", "float64"), ("dft", "float32")])
+def test_every_fft_form_and_precision_gives_the_runtime_scores(fft, precision):
     import onnxruntime as ort
     from soundsentry.export.onnx_pipeline import build_pipeline
 
     model = soundsentry.load_model("valve")  # LOF, 32-frame windows
     session = ort.InferenceSession(
-        build_pipeline(model, fft=fft).SerializeToString(), providers=["CPUExecutionProvider"]
+        build_pipeline(model, fft=fft, precision=precision).SerializeToString(), providers=["CPUExecutionProvider"]
     )
     y = sf.read(DATA_CLIPS[-1], dtype="float32", always_2d=True)[0][:, 0]
     windows, score, _ = session.run(None, {"samples": y})
