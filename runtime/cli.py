@@ -19,6 +19,7 @@ EXIT_ANOMALIES = 1
 EXIT_USAGE = 2
 EXIT_FILES_FAILED = 3
 EXIT_MODEL_ERROR = 4
+EXIT_NO_CLUSTER = 6
 EXIT_INTERRUPTED = 130
 
 #: Exit status of ``soundsentry score`` (``models``/``info`` use 0, 2 and 4 only).
@@ -28,6 +29,7 @@ EXIT_CODES = {
     EXIT_USAGE: "bad command line",
     EXIT_FILES_FAILED: "at least one file could not be scored (the others were)",
     EXIT_MODEL_ERROR: "the model could not be found or loaded",
+    EXIT_NO_CLUSTER: "--dask: the [dask] extra is missing or the scheduler did not answer",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); the rows so far are kept, --resume finishes",
 }
 
@@ -75,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the rows already in the -o file (csv or json) and score only the files it lacks",
     )
     score.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+    score.add_argument(
+        "--dask", metavar="ADDRESS", help="score on the Dask cluster of this scheduler (tcp://host:8786; needs [dask])"
+    )
+    score.add_argument(
+        "--dask-timeout", type=float, default=10.0, metavar="S", help="seconds to wait for the scheduler (default 10)"
+    )
 
     _add_evaluate_enroll(sub)
     sub.add_parser("models", help="list shipped models")
@@ -120,6 +128,16 @@ def _score(args: argparse.Namespace) -> int:
         return EXIT_FILES_FAILED
     detector = args.detector or model.default_detector
     threshold = model.thresholds[detector] if args.threshold is None else args.threshold
+    client = None
+    if args.dask:
+        # Before the -o file is touched: a missing cluster must not truncate it.
+        from .distributed import ClusterError, connect
+
+        try:
+            client = connect(args.dask, timeout=args.dask_timeout)
+        except ClusterError as exc:
+            print(f"soundsentry score: {exc}", file=sys.stderr)
+            return EXIT_NO_CLUSTER
     kept = []
     if args.output:
         # Rows go straight into the file, whole and flushed one by one: a killed batch leaves
@@ -148,7 +166,13 @@ def _score(args: argparse.Namespace) -> int:
             todo.append(path)
     counts = Counter(row.verdict for row in kept)
     writer = make_writer(args.fmt, stream, append=append, keep_closed=args.output is not None)
-    rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
+    if client is not None:
+        from .distributed import score_files_dask
+
+        # The same scoring function on the workers: the same rows, in the same order.
+        rows = score_files_dask(client, todo, model=model, detector=args.detector, threshold=args.threshold)
+    else:
+        rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
     interrupted, write_error = False, None
     previous_sigterm = _sigterm_as_interrupt()
     try:
@@ -171,6 +195,8 @@ def _score(args: argparse.Namespace) -> int:
         write_error = exc
     finally:
         rows.close()  # stops the worker processes
+        if client is not None:
+            client.close()
         try:
             writer.end()
             if args.output:
