@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,32 @@ def test_score_dask_without_a_scheduler_or_the_extra_says_so_and_keeps_the_file(
         timeout=60,
     )
     assert proc.returncode == 6 and 'needs the [dask] extra: pip install "soundsentry[dask]"' in proc.stderr
+
+
+def test_watch_dask_scores_a_folder_on_the_cluster_as_score_does(client, tmp_path):
+    import csv
+    import shutil
+    import signal
+    import time
+
+    folder, out, ref = tmp_path / "in", tmp_path / "watch.csv", tmp_path / "score.csv"
+    folder.mkdir()
+    for src in EXAMPLES:
+        shutil.copy(src, folder / Path(src).name)
+    watch = [sys.executable, "-m", "soundsentry.watch_command", str(folder), "-o", str(out), "--settle", "0.3"]
+    proc = subprocess.Popen(
+        [*watch, "--poll", "0.1", "--dask", client.scheduler.address],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < len(EXAMPLES) + 1):
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    paths = sorted(str(folder / Path(p).name) for p in EXAMPLES)
+    _score_cli(*paths, "--format", "csv", "-o", str(ref), check_code=1)
+    assert sorted(csv.DictReader(out.open()), key=lambda r: r["path"]) == list(csv.DictReader(ref.open()))

@@ -153,6 +153,7 @@ def test_alert_command_gets_one_event_per_burst_and_a_failing_one_never_stops_wa
     assert event["consecutive"] == 2 and event["model"] == "fan" and event["threshold"] == -1e9
     assert [e["file"] for e in event["evidence"]] == [rows[0]["path"], rows[1]["path"]]
     assert "alert command exited with status 3" in err
+    assert all(f"abnormal {row['path']} score" in err for row in rows)  # a log line per file
 
 
 def test_settler_waits_for_a_growing_file_and_drops_a_deleted_one(tmp_path):
