@@ -90,6 +90,26 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", help="shipped model name or bundle folder")
     info.add_argument("--json", action="store_true", help="print the whole card as JSON")
 
+    from . import listen_command, watch_command
+
+    watch = sub.add_parser(
+        "watch",
+        help="score the recordings in folders as they arrive, until stopped",
+        description="Score every audio file in the folders (recursively) and every one that appears later, once "
+        "complete, one row per file in the -o file, which is also the state a restart continues from.",
+    )
+    watch_command.add_arguments(watch)
+    listen = sub.add_parser(
+        "listen",
+        help="score a microphone live, without a screen",
+        description="Score an input device window by window: one row per window with its score and running verdict.",
+    )
+    listen_command.add_arguments(listen)
+    from soundsentry.export import onnx_cli  # argparse only; onnx is imported when it runs
+
+    export_onnx = sub.add_parser("export-onnx", help=onnx_cli.HELP, description=onnx_cli.__doc__.splitlines()[0])
+    onnx_cli.add_arguments(export_onnx)
+
     train = sub.add_parser("train", help="train a model bundle (needs the [train] extra)", add_help=True)
     from soundsentry.train.cli import build_parser as build_train_parser  # argparse only, no TensorFlow
 
@@ -433,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     import logging
 
+    from soundsentry.export import onnx_cli
+
+    from . import listen_command, watch_command
+
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     handlers = {
         "score": _score,
@@ -441,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
         "train": _train,
         "evaluate": _evaluate,
         "enroll": _enroll,
+        "watch": lambda a: watch_command.run(a),
+        "listen": lambda a: listen_command.run(a),
+        "export-onnx": lambda a: onnx_cli.run(a),
     }
     return handlers[args.command](args)
 

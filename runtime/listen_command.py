@@ -230,10 +230,3 @@ def _install_signals(listener) -> dict:
         except ValueError:  # not the main thread
             pass
     return previous
-
-
-if __name__ == "__main__":  # python -m soundsentry.listen_command (until the CLI has the subcommand)
-    _parser = argparse.ArgumentParser(prog="soundsentry listen")
-    add_arguments(_parser)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    sys.exit(run(_parser.parse_args()))

@@ -235,10 +235,3 @@ def _install_signals(watcher) -> dict:
 def _restore_signals(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
-
-
-if __name__ == "__main__":  # python -m soundsentry.watch_command (until the CLI has the subcommand)
-    _parser = argparse.ArgumentParser(prog="soundsentry watch")
-    add_arguments(_parser)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    sys.exit(run(_parser.parse_args()))

@@ -147,7 +147,7 @@ def test_watch_dask_scores_a_folder_on_the_cluster_as_score_does(client, tmp_pat
     folder.mkdir()
     for src in EXAMPLES:
         shutil.copy(src, folder / Path(src).name)
-    watch = [sys.executable, "-m", "soundsentry.watch_command", str(folder), "-o", str(out), "--settle", "0.3"]
+    watch = [sys.executable, "-m", "soundsentry", "watch", str(folder), "-o", str(out), "--settle", "0.3"]
     proc = subprocess.Popen(
         [*watch, "--poll", "0.1", "--dask", client.scheduler.address],
         cwd=REPO_ROOT,

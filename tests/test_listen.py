@@ -4,7 +4,6 @@ replayed as a microphone (:class:`~soundsentry.devices.ClipBackend`), at the cli
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -57,7 +56,8 @@ def test_listen_command_saves_rolling_flac_and_alerts_once(tmp_path):
         [
             sys.executable,
             "-m",
-            "soundsentry.listen_command",
+            "soundsentry",
+            "listen",
             "--input-clip",
             str(ABNORMAL_CLIP),
             "--input-speed",
@@ -101,12 +101,10 @@ def test_listen_command_saves_rolling_flac_and_alerts_once(tmp_path):
 
 
 def test_no_portaudio_is_a_clear_message_and_its_own_exit_code(monkeypatch, capsys):
-    from soundsentry import listen_command
+    from soundsentry.cli import main
 
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails, as without the package
-    parser = argparse.ArgumentParser()
-    listen_command.add_arguments(parser)
-    assert listen_command.run(parser.parse_args([])) == 5
+    assert main(["listen"]) == 5
     assert "no audio input: sounddevice is not installed" in capsys.readouterr().err
 
 

@@ -22,7 +22,7 @@ from soundsentry.watch import FileSettler, decodes
 from .conftest import DATA_DIR, REPO_ROOT
 
 SLIDER = sorted((DATA_DIR / "slider_id_00").rglob("*.flac"))  # 4-s real clips, quick to score
-WATCH = [sys.executable, "-m", "soundsentry.watch_command"]
+WATCH = [sys.executable, "-m", "soundsentry", "watch"]
 
 
 def _watch(folder: Path, out: Path, *extra: str) -> subprocess.Popen:
