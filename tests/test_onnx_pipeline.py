@@ -138,3 +138,12 @@ def test_an_enrolled_bundle_with_window_levelling_matches_too(tmp_path):
         np.testing.assert_allclose(windows, want.window_scores, rtol=1e-4, atol=1e-4)
         assert score == pytest.approx(want.score, rel=1e-4)
         assert bool(abnormal) == (want.verdict == "abnormal")
+
+
+def test_export_onnx_without_the_extra_says_how_to_get_it(monkeypatch, capsys, tmp_path):
+    from soundsentry.cli import main
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    assert main(["export-onnx", str(tmp_path / "x.onnx")]) == 2
+    assert 'needs the [export] extra: pip install "soundsentry[export]"' in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
