@@ -29,9 +29,10 @@ Renamed, deleted and replaced files (a file is known by its path)
 Notifications
     The OS's file-change notifications (inotify, FSEvents, ReadDirectoryChangesW) through
     `watchdog <https://pypi.org/project/watchdog/>`_ when it is installed (the ``[watch]``
-    extra), plus a full rescan every ``rescan_seconds`` in case a notification was lost (an
-    overflowing inotify queue, a network share). Without watchdog the folders are rescanned
-    every ``poll_seconds``.
+    extra), plus a full rescan every ``rescan_seconds`` (default 300) in case a notification was
+    lost (an overflowing inotify queue, a network share). Without watchdog, or with
+    ``notify=False``, new files are found by rescanning the folders every ``rescan_seconds``
+    (default 10: a walk of a large archive is not free).
 
 Memory
     Flat: the paths that have a row (one string each; a recorder making a file a minute adds
@@ -225,9 +226,9 @@ class Watcher:
     settle_seconds, give_up_seconds : float
         See :class:`FileSettler`.
     poll_seconds : float
-        How often waiting files are looked at (and, without notifications, the folders rescanned).
-    rescan_seconds : float
-        Full rescan period when notifications are on.
+        How often waiting files are looked at (a ``stat`` each) and notifications collected.
+    rescan_seconds : float, optional
+        Period of full rescans of the folders: default 300 s with notifications, 10 s without.
     notify : bool
         Use watchdog's notifications when it is installed.
     batch_max : int
@@ -245,7 +246,7 @@ class Watcher:
         settle_seconds: float = 2.0,
         give_up_seconds: float = 60.0,
         poll_seconds: float = 1.0,
-        rescan_seconds: float = 300.0,
+        rescan_seconds: float | None = None,
         notify: bool = True,
         batch_max: int = 64,
     ) -> None:
@@ -262,6 +263,7 @@ class Watcher:
         self._stop = threading.Event()
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self.stats = WatchStats(kept=len(done))
+        self._rescan_every = rescan_seconds or 0.0
         self.notifications = False
 
     def stop(self) -> None:
@@ -275,7 +277,7 @@ class Watcher:
     def status_line(self) -> str:
         s = self.stats
         up = time.monotonic() - s.started
-        how = "notifications" if self.notifications else f"polling every {self._poll:g} s"
+        how = "notifications" if self.notifications else f"rescanning every {self._rescan_every:g} s"
         return (
             f"status: up {up / 3600:.1f} h, {s.scored} scored ({s.normal} normal, {s.abnormal} abnormal, "
             f"{s.failed} failed), {s.kept} from before, {len(self._settler)} waiting to settle; {how}; "
@@ -295,10 +297,11 @@ class Watcher:
                 notifier = _Notifier(self.roots, self._events)
                 self.notifications = True
             except ImportError:
-                log.info("watchdog is not installed: polling every %g s", self._poll)
+                log.info("watchdog is not installed: looking for new files by rescanning the folders")
             except OSError as exc:  # inotify watch limit, a folder that cannot be watched
-                log.warning("file notifications unavailable (%s): polling every %g s", exc, self._poll)
-        rescan_every = self._rescan if notifier is not None else self._poll
+                log.warning("file notifications unavailable (%s): rescanning the folders instead", exc)
+        default = 300.0 if notifier is not None else 10.0
+        rescan_every = self._rescan_every = self._rescan if self._rescan is not None else default
         next_rescan = 0.0
         try:
             while not self._stop.is_set():

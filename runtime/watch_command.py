@@ -76,9 +76,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=1.0,
         metavar="S",
-        help="look at waiting files (and poll without watchdog) every S seconds",
+        help="look at files waiting to settle every S seconds (default 1)",
     )
-    parser.add_argument("--no-notify", action="store_true", help="poll the folders even when watchdog is installed")
+    parser.add_argument(
+        "--rescan",
+        type=float,
+        metavar="S",
+        help="walk the folders for new files every S seconds (default: 300 with notifications, 10 without)",
+    )
+    parser.add_argument(
+        "--no-notify", action="store_true", help="find new files by rescanning even when watchdog is installed"
+    )
     add_alert_arguments(parser)
 
 
@@ -110,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     log.setLevel(logging.INFO)
     if args.jobs < 1:
         return _usage("--jobs must be at least 1")
-    if args.settle < 0 or args.poll <= 0:
-        return _usage("--settle must be >= 0 and --poll > 0")
+    if args.settle < 0 or args.poll <= 0 or (args.rescan is not None and args.rescan <= 0):
+        return _usage("--settle must be >= 0, --poll and --rescan > 0")
     for d in args.dirs:
         if not Path(d).is_dir():
             return _usage(f"{d}: not a folder")
@@ -181,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         settle_seconds=args.settle,
         give_up_seconds=max(60.0, 10 * args.settle),
         poll_seconds=args.poll,
+        rescan_seconds=args.rescan,
         notify=not args.no_notify,
     )
     previous = _install_signals(watcher)

@@ -69,7 +69,7 @@ def _write_slowly(src: Path, dest: Path, *, pieces: int = 5, pause: float = 0.25
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("notify", [[], ["--no-notify"]], ids=["notifications", "polling"])
+@pytest.mark.parametrize("notify", [[], ["--no-notify", "--rescan", "0.2"]], ids=["notifications", "polling"])
 def test_watcher_killed_and_restarted_scores_each_file_once_as_score_does(tmp_path, notify):
     folder = tmp_path / "recordings"
     (folder / "line2").mkdir(parents=True)
