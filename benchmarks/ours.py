@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
-from soundsentry.batch import decode_file
-from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.logmel_encoder import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.scoring import decode as decode_file
 
 
 def _timed(fn) -> float:

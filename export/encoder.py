@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.logmel_encoder import ENCODER_INPUT, ENCODER_OUTPUT
 
 __all__ = ["export_encoder"]
 
@@ -15,7 +15,7 @@ def export_encoder(encoder, path: str | Path, *, n_mels: int, frames: int, opset
     ``tf2onnx.convert.from_keras`` does not handle Keras 3 models (onnx/tensorflow-onnx#2329),
     so the encoder is wrapped in a ``tf.function`` with an explicit, dynamic-batch signature.
     """
-    from soundsentry.train.tf_compat import import_tensorflow
+    from .tf_compat import import_tensorflow
 
     tf = import_tensorflow()
     import tf2onnx

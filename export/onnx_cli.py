@@ -1,6 +1,8 @@
 """``soundsentry export-onnx``: one self-contained ONNX file of a bundle's whole pipeline (needs [export]).
 
-Declaring the arguments imports nothing heavy; ``onnx`` is imported when the command runs.
+A subcommand of ``soundsentry`` through the entry-point group ``soundsentry.commands``: the
+runtime's CLI never imports this package itself. Declaring the arguments imports nothing heavy;
+``onnx`` is imported when the command runs.
 Exit status: 0 written, 2 bad command line or the [export] extra missing, 4 model error.
 """
 
@@ -10,14 +12,21 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_parser", "run"]
 
 EXIT_OK, EXIT_USAGE, EXIT_MODEL_ERROR = 0, 2, 4
 
 HELP = "write one ONNX file: 16 kHz samples in, window scores and clip score out (needs [export])"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "export-onnx",
+        help=HELP,
+        description="Write one self-contained ONNX graph of a bundle's whole pipeline: 16 kHz mono float32 "
+        "samples in ('samples'), window scores, clip score and verdict out ('window_scores', 'score', "
+        "'abnormal'), for programs that run onnxruntime without Python. See docs/onnx_pipeline.md.",
+    )
     parser.add_argument("out", type=Path, metavar="OUT.onnx", help="the file to write")
     parser.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
     parser.add_argument("--detector", help="detector (default: the model's)")
@@ -34,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="float64",
         help="arithmetic of the front end (default float64, the runtime's)",
     )
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,8 +8,8 @@ one asked for):
 framing (centred, zero padded) -> periodic Hann -> DFT (as a matrix product, or ONNX's DFT
 operator) -> power -> mel filterbank -> 10·log10 -> per-band standardisation -> sliding
 windows -> level and centring steps of the card -> the bundle's encoder (inlined) -> the
-detector (kNN, LOF and Mahalanobis as ONNX operators, the One-Class SVM's own graph inlined)
--> mean (or max) of the window scores.
+detector (each detector class builds its own nodes: distances and neighbours as ONNX
+operators, or its own graph inlined) -> mean (or max) of the window scores.
 
 Interface
     input ``samples``: float32, shape (n,), mono at the card's sample rate (16 kHz), any
@@ -21,8 +21,8 @@ Interface
 
 The front end is built per encoder kind (:data:`FRONT_ENDS`): each builder turns ``samples``
 into the encoder's input windows, so a kind with another front end (a decimating FIR, other
-windows) adds its own builder and the rest is shared. Detectors are built per kind too
-(:data:`DETECTORS`).
+windows) adds its own builder and the rest is shared. Each detector class builds its own nodes
+(``onnx_scores`` in :mod:`soundsentry.detectors`, given the builder: the runtime never imports onnx).
 
 The front end computes in float64 up to the log-mel values, as the runtime does, then in
 float32 (as the runtime's windows and encoder); detectors in float64. Needs the ``onnx``
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DETECTORS", "FFT_MODES", "FRONT_ENDS", "OPSET", "PRECISIONS", "build_pipeline", "export_pipeline"]
+__all__ = ["FFT_MODES", "FRONT_ENDS", "OPSET", "PRECISIONS", "build_pipeline", "export_pipeline"]
 
 #: ONNX opset of the graph: the encoders are exported at 17 (DFT exists from 17).
 OPSET = 17
@@ -75,6 +75,21 @@ class Graph:
         array = np.asarray(value, dtype=dtype)
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
+
+    def inline(self, onnx_path, prefix: str, inputs: dict[str, str]) -> dict[str, str]:
+        """Add the graph in ``onnx_path`` with every name prefixed; ``inputs`` maps its inputs to ours.
+
+        Returns its output names (unprefixed -> prefixed).
+        """
+        import onnx
+        from onnx import compose
+
+        sub = compose.add_prefix(onnx.load(str(onnx_path)), prefix)
+        for name, source in inputs.items():
+            self.op("Identity", source, out=prefix + name)
+        self.nodes.extend(sub.graph.node)
+        self.initializers.extend(sub.graph.initializer)
+        return {o.name[len(prefix) :]: o.name for o in sub.graph.output}
 
     def op(
         self, op_type: str, *inputs: str, hint: str | None = None, outputs: int = 1, out: str | None = None, **attrs
@@ -212,93 +227,21 @@ def build_logmel_front_end(g: Graph, model, *, fft: str, precision: str = "float
     return windows
 
 
-#: Front-end builders by encoder kind: ``builder(graph, model, fft=..., precision=...) -> name of the encoder input``.
+#: Front-end builders by encoder kind (the keys of :data:`soundsentry.encoder_kinds.ENCODER_KINDS`): ``builder(graph, model, fft=..., precision=...) -> name of the encoder input``.
 FRONT_ENDS: dict[str, Callable[..., str]] = {"logmel-conv": build_logmel_front_end}
 
 
 def _encoder_kind(model) -> str:
-    return model.card["encoder"].get("kind", "logmel-conv")
+    return model.encoder.kind  # the key of soundsentry.encoder_kinds.ENCODER_KINDS
 
 
 # -- encoder and detectors --------------------------------------------------------------------
-def _inline(g: Graph, onnx_path: Path, prefix: str, inputs: dict[str, str]) -> dict[str, str]:
-    """Add the graph in ``onnx_path`` with every name prefixed; ``inputs`` maps its inputs to ours.
-
-    Returns its output names (unprefixed -> prefixed).
-    """
-    import onnx
-    from onnx import compose
-
-    sub = compose.add_prefix(onnx.load(str(onnx_path)), prefix)
-    for name, source in inputs.items():
-        g.op("Identity", source, out=prefix + name)
-    g.nodes.extend(sub.graph.node)
-    g.initializers.extend(sub.graph.initializer)
-    return {o.name[len(prefix) :]: o.name for o in sub.graph.output}
-
-
-def _pairwise_distances(g: Graph, x: str, reference: np.ndarray) -> str:
-    """As :func:`soundsentry.detectors.pairwise_distances`: ``sqrt(max(|a|² + |b|² - 2ab, 0))``, float64."""
-    a2 = g.op("ReduceSum", g.op("Mul", x, x), g.const([1], "ax", np.int64), keepdims=1)
-    b2 = g.const((reference * reference).sum(1)[None, :], "ref_sq")
-    ab = g.op("MatMul", x, g.const(np.ascontiguousarray(reference.T), "ref_t"))
-    sq = g.op("Sub", g.op("Add", a2, b2), g.op("Mul", g.const(2.0, "two", np.float64), ab))
-    return g.op("Sqrt", g.op("Max", sq, g.const(0.0, "zero", np.float64)), hint="distances")
-
-
-def _nearest(g: Graph, distances: str, k: int) -> tuple[str, str]:
-    values, indices = g.op("TopK", distances, g.const([k], "k", np.int64), outputs=2, axis=1, largest=0, sorted=1)
-    return values, indices
-
-
-def _knn(g: Graph, latent: str, model, name: str) -> str:
+def _detector_scores(g: Graph, latent: str, model, name: str) -> str:
+    # Each detector class builds its own nodes (``onnx_scores``), so a new kind needs nothing here.
     det = model.detector(name)
-    x = g.op("Cast", latent, to=11)
-    nd, _ = _nearest(g, _pairwise_distances(g, x, det.reference_), det.n_neighbors_)
-    return g.op("ReduceMean", nd, axes=[1], keepdims=0)
-
-
-def _lof(g: Graph, latent: str, model, name: str) -> str:
-    from soundsentry.detectors import _LRD_EPS
-
-    det = model.detector(name)
-    x = g.op("Cast", latent, to=11)
-    nd, ni = _nearest(g, _pairwise_distances(g, x, det.reference_), det.n_neighbors_)
-    reach = g.op("Max", nd, g.op("Gather", g.const(det.k_distance_, "k_distance"), ni, axis=0))
-    lrd = g.op(
-        "Reciprocal",
-        g.op("Add", g.op("ReduceMean", reach, axes=[1], keepdims=1), g.const(_LRD_EPS, "eps", np.float64)),
-    )
-    ratio = g.op("Div", g.op("Gather", g.const(det.lrd_, "lrd"), ni, axis=0), lrd)
-    return g.op("ReduceMean", ratio, axes=[1], keepdims=0)
-
-
-def _mahalanobis(g: Graph, latent: str, model, name: str) -> str:
-    det = model.detector(name)
-    centred = g.op("Sub", g.op("Cast", latent, to=11), g.const(det.location_, "location"))
-    q = g.op(
-        "ReduceSum",
-        g.op("Mul", g.op("MatMul", centred, g.const(det.precision_, "precision")), centred),
-        g.const([1], "ax", np.int64),
-        keepdims=0,
-    )
-    return g.op("Sqrt", g.op("Max", q, g.const(0.0, "zero", np.float64)))
-
-
-def _ocsvm(g: Graph, latent: str, model, name: str) -> str:
-    det = model.detector(name)
-    outputs = _inline(g, det.path, "ocsvm/", {det.input_name: latent})
-    scores = g.op("Reshape", outputs[det.output_name], g.const([-1], "flat", np.int64))
-    return g.op("Neg", g.op("Cast", scores, to=11))
-
-
-#: Detector builders by kind: ``builder(graph, latent, model, name) -> window anomaly scores (float64)``.
-DETECTORS: dict[str, Callable[..., str]] = {
-    "knn": _knn,
-    "lof": _lof,
-    "mahalanobis": _mahalanobis,
-    "ocsvm": _ocsvm,
-}
+    if not hasattr(det, "onnx_scores"):
+        raise ValueError(f"detector {name!r} has no ONNX form (no onnx_scores method)")
+    return det.onnx_scores(g, latent)
 
 
 # -- the whole pipeline -----------------------------------------------------------------------
@@ -328,21 +271,19 @@ def build_pipeline(
     """
     import onnx
     from onnx import TensorProto, helper
-    from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+    from soundsentry.logmel_encoder import ENCODER_INPUT, ENCODER_OUTPUT
 
     detector = detector or model.default_detector
     threshold = model.thresholds[detector] if threshold is None else float(threshold)
     kind = _encoder_kind(model)
     if kind not in FRONT_ENDS:
         raise ValueError(f"no ONNX front end for encoder kind {kind!r} (have: {', '.join(FRONT_ENDS)})")
-    if detector not in DETECTORS:
-        raise ValueError(f"no ONNX detector for {detector!r} (have: {', '.join(DETECTORS)})")
     g = Graph()
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     windows = FRONT_ENDS[kind](g, model, fft=fft, precision=precision)
-    encoder = _inline(g, model.bundle.path(model.card["encoder"]["file"]), "encoder/", {ENCODER_INPUT: windows})
-    scores = DETECTORS[detector](g, encoder[ENCODER_OUTPUT], model, detector)
+    encoder = g.inline(model.bundle.path(model.card["encoder"]["file"]), "encoder/", {ENCODER_INPUT: windows})
+    scores = _detector_scores(g, encoder[ENCODER_OUTPUT], model, detector)
     g.op("Identity", scores, out="window_scores")
     reduce = {"mean": "ReduceMean", "max": "ReduceMax"}[model.aggregate]
     pooled = g.op(reduce, "window_scores", axes=[0], keepdims=0)

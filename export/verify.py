@@ -6,12 +6,23 @@ from pathlib import Path
 
 import numpy as np
 from soundsentry.detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis, OneClassSVMOnnx
-from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.logmel_encoder import ENCODER_INPUT, ENCODER_OUTPUT
 from soundsentry.onnx_session import open_session
 
 from .errors import ExportCheckError
 
-__all__ = ["check_encoder", "check_knn", "check_lof", "check_mahalanobis", "check_ocsvm", "max_relative_error"]
+__all__ = [
+    "check_encoder",
+    "check_knn",
+    "check_lof",
+    "check_mahalanobis",
+    "check_ocsvm",
+    "max_relative_error",
+    "verify_knn",
+    "verify_lof",
+    "verify_mahalanobis",
+    "verify_ocsvm",
+]
 
 
 def max_relative_error(got: np.ndarray, want: np.ndarray, *, floor: float) -> float:
@@ -81,3 +92,20 @@ def check_mahalanobis(maha: Mahalanobis, reference: np.ndarray, queries: np.ndar
     if not err <= tol:
         raise ExportCheckError(f"NumPy Mahalanobis differs from scikit-learn by {err:.2e} (relative), tolerance {tol}")
     return err
+
+
+# -- the registry's check hooks (soundsentry.detector_kinds): check(path, fitted, reference, queries) --------
+def verify_lof(path, fitted, reference: np.ndarray, queries: np.ndarray) -> float:
+    return check_lof(LocalOutlierFactor.load(path), reference, queries)
+
+
+def verify_knn(path, fitted, reference: np.ndarray, queries: np.ndarray) -> float:
+    return check_knn(KNearestNeighbors.load(path), reference, queries)
+
+
+def verify_mahalanobis(path, fitted, reference: np.ndarray, queries: np.ndarray) -> float:
+    return check_mahalanobis(Mahalanobis.load(path), reference, queries)
+
+
+def verify_ocsvm(path, fitted, reference: np.ndarray, queries: np.ndarray) -> float:
+    return check_ocsvm(path, fitted.svm, queries)

@@ -10,11 +10,11 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QBrush
 from soundsentry.report import Row
 
-from .views import ABNORMAL_COLOUR, NORMAL_COLOUR
+from .views import ABNORMAL_COLOUR, ERROR_BACKGROUND, FLAG_BACKGROUND, FLAG_COLOUR, NORMAL_COLOUR
 
 __all__ = ["COLUMNS", "FolderFilter", "FolderTableModel"]
 
-COLUMNS = ("file", "score", "verdict", "problem")
+COLUMNS = ("file", "score", "verdict", "flags", "problem")
 SORT_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -43,7 +43,7 @@ class FolderTableModel(QAbstractTableModel):
     def set_threshold(self, threshold: float) -> None:
         self.threshold = float(threshold)
         if self.rows:
-            self.dataChanged.emit(self.index(0, 2), self.index(len(self.rows) - 1, 2))
+            self.dataChanged.emit(self.index(0, 2), self.index(len(self.rows) - 1, 3))
 
     def verdict(self, i: int) -> str:
         row = self.rows[i]
@@ -52,6 +52,20 @@ class FolderTableModel(QAbstractTableModel):
         if row.score is None or math.isnan(row.score):
             return "error"
         return "abnormal" if row.score > self.threshold else "normal"
+
+    def row_flags(self, i: int) -> tuple[str, ...]:
+        """The row's signal flags (``"silent"``, ``"clipped"``), empty while pending or on error."""
+        row = self.rows[i]
+        return () if row is None else tuple(row.flags)
+
+    def shown_verdict(self, i: int) -> str:
+        """What the verdict column says: a silent file is never called normal (nor abnormal)."""
+        v = self.verdict(i)
+        return "silent" if v in ("normal", "abnormal") and "silent" in self.row_flags(i) else v
+
+    def needs_a_look(self, i: int) -> bool:
+        """Abnormal, or flagged silent or clipped: what "anomalies only" keeps."""
+        return self.verdict(i) == "abnormal" or bool(self.row_flags(i))
 
     def current_rows(self) -> list[Row]:
         """Scored rows with the verdict and threshold now shown (for the CSV export)."""
@@ -89,19 +103,30 @@ class FolderTableModel(QAbstractTableModel):
             if name == "score":
                 return "" if row is None or row.score is None else f"{row.score:.4g}"
             if name == "verdict":
-                return self.verdict(i)
+                return self.shown_verdict(i)
+            if name == "flags":
+                return ", ".join(self.row_flags(i))
             return "" if row is None else row.error
         if role == SORT_ROLE:
             if name == "score":
                 # Unscored rows sort after every score.
                 return math.inf if row is None or row.score is None else float(row.score)
             return self.data(index, Qt.ItemDataRole.DisplayRole)
-        if role == Qt.ItemDataRole.ForegroundRole and name == "verdict":
-            v = self.verdict(i)
+        if role == Qt.ItemDataRole.ForegroundRole and name in ("verdict", "flags"):
+            v = self.shown_verdict(i)
+            if v == "error":
+                return QBrush(ABNORMAL_COLOUR)
+            if self.row_flags(i) and v != "abnormal":
+                return QBrush(FLAG_COLOUR)  # clipped or silent: not a healthy green
             if v in ("normal", "abnormal"):
                 return QBrush(ABNORMAL_COLOUR if v == "abnormal" else NORMAL_COLOUR)
+        if role == Qt.ItemDataRole.BackgroundRole:
+            if self.verdict(i) == "error":
+                return QBrush(ERROR_BACKGROUND)
+            if self.row_flags(i):
+                return QBrush(FLAG_BACKGROUND)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self.paths[i]
+            return self.paths[i] + (f"\n{row.error}" if row is not None and row.error else "")
         return None
 
 
@@ -132,6 +157,6 @@ class FolderFilter(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent) -> bool:
         model: FolderTableModel = self.sourceModel()
-        if self.anomalies_only and model.verdict(source_row) != "abnormal":
+        if self.anomalies_only and not model.needs_a_look(source_row):
             return False
         return super().filterAcceptsRow(source_row, source_parent)

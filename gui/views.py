@@ -16,7 +16,18 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor
 from soundsentry.features import FeatureParams, hz_to_mel
 
-__all__ = ["DB_LEVELS", "AnalysisView", "mel_axis_ticks", "window_centres"]
+__all__ = [
+    "ABNORMAL_COLOUR",
+    "DB_LEVELS",
+    "ERROR_BACKGROUND",
+    "FLAG_BACKGROUND",
+    "FLAG_COLOUR",
+    "NORMAL_COLOUR",
+    "AnalysisView",
+    "clip_levels",
+    "mel_axis_ticks",
+    "window_centres",
+]
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
@@ -25,6 +36,11 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 DB_LEVELS = (-70.0, 0.0)
 NORMAL_COLOUR = QColor(46, 160, 67)
 ABNORMAL_COLOUR = QColor(207, 34, 46)
+#: Silent or clipped input: neither healthy nor abnormal, the recording itself is suspect.
+FLAG_COLOUR = QColor(154, 103, 0)
+#: Backgrounds of table rows: a flagged file, a file that could not be scored.
+FLAG_BACKGROUND = QColor(255, 244, 204)
+ERROR_BACKGROUND = QColor(255, 224, 224)
 AXIS_WIDTH = 64  # both plots get the same left axis width so their time axes line up
 
 
@@ -46,6 +62,16 @@ def mel_axis_ticks(
             label = f"{f // 1000}k" if f >= 1000 else str(f)
             ticks.append((float(np.clip(pos, 0, params.n_mels)), label))
     return ticks
+
+
+def clip_levels(logmel: np.ndarray) -> tuple[float, float]:
+    """Colour levels spread over one clip's own range: its 1st percentile of dB to its maximum.
+
+    The percentile, not the minimum: the log floor of a few silent frames would take half the
+    colours. Used by "auto levels"; the default stays :data:`DB_LEVELS`, comparable across files.
+    """
+    lo, hi = float(np.percentile(logmel, 1)), float(np.max(logmel))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
 def window_centres(window_starts: np.ndarray, window_seconds: float) -> np.ndarray:
@@ -73,6 +99,9 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self.scores = np.zeros(0)
         self.centres = np.zeros(0)
         self.live = False
+        self.flagged = False  # silent input: points below the threshold are not drawn healthy green
+        self.auto_levels = False  # spread the colours over the clip's own range (static files only)
+        self._logmel: np.ndarray | None = None
         self.live_now = 0.0  # live mode: seconds of audio received; the x axis is time minus this
         self.frame_times: list[float] = []  # seconds spent in each live update (for the benchmark)
 
@@ -107,7 +136,10 @@ class AnalysisView(pg.GraphicsLayoutWidget):
             movable=False,
             pen=pg.mkPen(ABNORMAL_COLOUR, width=2, style=Qt.PenStyle.DashLine),
             label="threshold {value:.3g}",
-            labelOpts={"position": 0.02, "color": ABNORMAL_COLOUR, "anchors": [(0, 0), (0, 0)]},
+            # pyqtgraph takes the first anchor while the line is above the view's middle (label
+            # under the line) and the second below it (label above the line): so the label never
+            # hangs past the plot's bottom edge onto the time axis.
+            labelOpts={"position": 0.02, "color": ABNORMAL_COLOUR, "anchors": [(0, 0), (0, 1)]},
         )
         self.score_plot.addItem(self.threshold_line)
         self.ci.layout.setRowStretchFactor(0, 3)
@@ -140,6 +172,8 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self.scores = np.zeros(0)
         self.centres = np.zeros(0)
         self.duration = 0.0
+        self._logmel = None
+        self._apply_levels()
         self.region.hide()
         self.set_cursor(None)
         self.spec_plot.setYRange(0, self.params.n_mels, padding=0)
@@ -150,10 +184,27 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self.duration = duration
         self.score_plot.setLabel("bottom", "time", units="s")
         n = logmel.shape[1]
-        self.image.setImage(logmel, autoLevels=False, levels=DB_LEVELS)
+        self._logmel = logmel
+        self.image.setImage(logmel, autoLevels=False, levels=self.levels())
+        self._apply_levels()
         self.image.setRect(QRectF(-0.5 * self.frame_seconds, 0, n * self.frame_seconds, self.params.n_mels))
         self.spec_plot.setXRange(0, max(duration, self.frame_seconds), padding=0)
         self.spec_plot.setYRange(0, self.params.n_mels, padding=0)
+
+    def levels(self) -> tuple[float, float]:
+        """The colour levels in dB now used: fixed, or the clip's own with auto levels on."""
+        if self.auto_levels and not self.live and self._logmel is not None and self._logmel.size:
+            return clip_levels(self._logmel)
+        return DB_LEVELS
+
+    def set_auto_levels(self, on: bool) -> None:
+        self.auto_levels = bool(on)
+        self._apply_levels()
+
+    def _apply_levels(self) -> None:
+        levels = self.levels()
+        self.colorbar.setLevels(values=levels)
+        self.image.setLevels(levels)
 
     def show_scores(self, window_scores: np.ndarray, window_starts: np.ndarray, window_seconds: float) -> None:
         self.scores = np.asarray(window_scores, dtype=float)
@@ -166,13 +217,20 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self._redraw_scores()
 
     def _redraw_scores(self) -> None:
-        brushes = [pg.mkBrush(ABNORMAL_COLOUR if s > self.threshold else NORMAL_COLOUR) for s in self.scores]
+        below = FLAG_COLOUR if self.flagged else NORMAL_COLOUR
+        brushes = [pg.mkBrush(ABNORMAL_COLOUR if s > self.threshold else below) for s in self.scores]
         x = self.centres - self.live_now if self.live else self.centres
         self.score_curve.setData(x, self.scores, symbolBrush=brushes or None)
         lo = min([self.threshold, *self.scores.tolist()])
         hi = max([self.threshold, *self.scores.tolist()])
         pad = 0.1 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.1)
         self.score_plot.setYRange(lo - pad, hi + pad, padding=0)
+
+    def set_flagged(self, on: bool) -> None:
+        """Draw the window scores of a silent recording in the flag colour instead of green."""
+        if bool(on) != self.flagged:
+            self.flagged = bool(on)
+            self._redraw_scores()
 
     def set_cursor(self, seconds: float | None) -> None:
         for line in self.cursors:

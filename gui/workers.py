@@ -14,8 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThread, Signal, Slot
+from soundsentry.audio import select_channel
 from soundsentry.batch import score_file
-from soundsentry.errors import SoundSentryError
+from soundsentry.errors import AudioTooLongError, SoundSentryError
+from soundsentry.quality import signal_flags
+from soundsentry.scoring import decode, score_mono
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ class FileAnalysis:
 
     ``samples`` are mono at the model's rate (what the model hears, and what is played).
     ``latents`` are kept so that another detector can score without decoding again.
+    ``flags`` are the runtime's signal flags (``"silent"``, ``"clipped"``; :mod:`soundsentry.quality`)
+    of the decoded channel, as a batch row carries them.
     """
 
     path: str
@@ -55,6 +60,7 @@ class FileAnalysis:
     window_starts: np.ndarray  # (n_windows,) s
     window_seconds: float
     detector: str
+    flags: tuple[str, ...] = ()
 
 
 def analyse(model, path: str, *, detector: str) -> FileAnalysis:
@@ -63,34 +69,38 @@ def analyse(model, path: str, *, detector: str) -> FileAnalysis:
     The steps are the runtime's own (``Model.load``, ``features``, ``windows``, ``embed``,
     ``score_latents``, ``result``), so the scores are exactly ``model.score(path)``'s.
     """
-    return _analyse_mono(model, model.load(path), path=path, detector=detector)
+    try:
+        # The batch's own decoding: the same samples as ``model.load``, and the flags a row gets.
+        y, flags = decode(model, path)
+    except AudioTooLongError:
+        # Longer than the batch decodes whole (it streams those); the view needs every sample anyway.
+        y = model.load(path)
+        flags = signal_flags(y)
+    return _analyse_mono(model, y, path=path, detector=detector, flags=flags)
 
 
 def analyse_samples(model, samples: np.ndarray, *, sample_rate: int, detector: str) -> FileAnalysis:
     """As :func:`analyse` for samples in memory (a recording), shape (n,) or (n, channels)."""
+    raw = np.asarray(samples, dtype=np.float32)
+    flags = signal_flags(select_channel(raw, policy=model.channel) if raw.ndim == 2 else raw)
     y = model.prepare(samples, sample_rate=sample_rate)
-    return _analyse_mono(model, y, path="recording", detector=detector)
+    return _analyse_mono(model, y, path="recording", detector=detector, flags=flags)
 
 
-def _analyse_mono(model, y: np.ndarray, *, path: str, detector: str) -> FileAnalysis:
-    min_samples = model.window.min_samples(model.feature_params)
-    if y.shape[0] < min_samples:
-        # Let the runtime raise its own AudioTooShortError with its wording.
-        model.score_samples(y, detector=detector, path=path)
-    logmel = model.features(y)
-    latents = model.embed(model.windows(logmel))
-    scores = model.score_latents(latents, detector=detector)
-    result = model.result(scores, detector=detector, path=path)
+def _analyse_mono(model, y: np.ndarray, *, path: str, detector: str, flags: tuple[str, ...]) -> FileAnalysis:
+    scores = score_mono(model, y, detectors=[detector], path=path)  # the runtime's one scoring path
+    result = model.result(scores.window_scores[detector], detector=detector, path=path)
     return FileAnalysis(
         path=path,
         samples=y,
-        sample_rate=model.feature_params.sample_rate,
-        logmel=logmel,
-        latents=latents,
-        window_scores=scores,
+        sample_rate=model.sample_rate,
+        logmel=scores.features,
+        latents=scores.latents,
+        window_scores=scores.window_scores[detector],
         window_starts=result.window_starts,
         window_seconds=result.window_seconds,
         detector=detector,
+        flags=tuple(flags),
     )
 
 

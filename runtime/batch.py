@@ -14,22 +14,15 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from .audio import check_samples, read_audio, select_channel
-from .errors import AudioTooLongError, SoundSentryError
-from .quality import signal_flags
+from .errors import SoundSentryError
 from .report import Row
-from .streaming import STREAM_ABOVE_SECONDS, file_seconds, score_file_streamed
+from .scoring import score_path
 
-__all__ = ["AUDIO_SUFFIXES", "decode_file", "find_audio_files", "score_file", "score_files"]
+__all__ = ["AUDIO_SUFFIXES", "find_audio_files", "score_file", "score_files"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 log = logging.getLogger(__name__)
-
-#: Longest recording decoded whole: files whose header says more are streamed from the
-#: start, and a file that decodes to more than its header said is streamed when it passes this.
-WHOLE_DECODE_MAX_SECONDS = 2 * STREAM_ABOVE_SECONDS
-
 
 def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     """Expand folders (recursively, audio suffixes only, sorted); files are kept as given, even odd ones,
@@ -50,43 +43,12 @@ def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-def decode_file(model, path: str) -> tuple:
-    """Decode ``path`` into mono samples at the model's rate and the signal flags of what was decoded.
-
-    The flags (:func:`~soundsentry.quality.signal_flags`) are computed on the channel the
-    model hears at the file's own rate, before resampling can smooth a clipped peak.
-
-    Returns
-    -------
-    samples : np.ndarray, shape (n_samples,), float32
-    flags : tuple of str
-    """
-    samples, rate = read_audio(path, max_seconds=WHOLE_DECODE_MAX_SECONDS)
-    check_samples(samples, path=path)
-    mono = select_channel(samples, policy=model.channel)
-    del samples  # an 8-channel hour is large; keep only the channel scored
-    flags = signal_flags(mono)
-    return model.prepare(mono, sample_rate=rate, path=path), flags
-
-
 def score_file(model, path: str, *, detector: str | None, threshold: float | None) -> Row:
     """Score one file into a :class:`Row`; any failure becomes an ``error`` row naming the cause."""
     detector = detector or model.default_detector
     try:
-        seconds = file_seconds(path)
-        if seconds is not None and seconds > STREAM_ABOVE_SECONDS:
-            # A long recording is decoded block by block, so memory does not grow with its length.
-            result = score_file_streamed(model, path, detector=detector, threshold=threshold)
-            flags = result.extra["flags"]
-        else:
-            try:
-                samples, flags = decode_file(model, path)
-            except AudioTooLongError:
-                # The header said short (or nothing), the data goes on: stream it after all.
-                result = score_file_streamed(model, path, detector=detector, threshold=threshold)
-                flags = result.extra["flags"]
-            else:
-                result = model.score_samples(samples, detector=detector, threshold=threshold, path=path)
+        result = score_path(model, path, detector=detector, threshold=threshold)
+        flags = result.extra["flags"]
     except Exception as exc:  # one bad file must not end the batch
         if isinstance(exc, SoundSentryError):
             problem = getattr(exc, "problem", None) or str(exc)

@@ -12,7 +12,11 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from .detector_kinds import DEFAULT_DETECTOR
+from .detector_kinds import LOG_SPREAD_PRIORS as _LOG_SPREAD_PRIORS
+
 __all__ = [
+    "DEFAULT_QUANTILE",
     "LOG_SPREAD_PRIORS",
     "MAD_TO_SIGMA",
     "PRIOR_LOG_SPREAD",
@@ -23,6 +27,10 @@ __all__ = [
     "robust_threshold",
     "robust_threshold_rule",
 ]
+
+#: The default threshold: this quantile of the rule's fitted distribution of normal clip scores
+#: (training, enrollment and the CLI all default to it).
+DEFAULT_QUANTILE = 0.99
 
 #: 1.4826 x MAD estimates the standard deviation of a normal distribution.
 MAD_TO_SIGMA = 1.4826
@@ -38,7 +46,7 @@ def _checked_scores(scores: Sequence[float], *, quantile: float) -> list[float]:
     return values
 
 
-def robust_threshold(scores: Sequence[float], *, quantile: float = 0.99) -> float:
+def robust_threshold(scores: Sequence[float], *, quantile: float = DEFAULT_QUANTILE) -> float:
     """Upper ``quantile`` of a normal distribution fitted robustly (median, 1.4826 x MAD) to normal clips' scores.
 
     Robust because one odd calibration clip (another microphone, a machine heard once) would
@@ -70,18 +78,11 @@ def robust_threshold_rule(quantile: float) -> str:
 #: Spreads of log clip scores between normal recordings of one machine, per detector, in
 #: natural-log units: ``(prior, single_recording)``. ``prior`` is pooled with the observed spread of
 #: a few recordings' leave-one-out scores; ``single_recording`` is used alone when one recording
-#: (cut into blocks) is all there is. Measured on normal recordings only, by
-#: ``python -m soundsentry.train.threshold_prior --data ../shared/data/mimii/clips.csv --out
-#: docs/enrollment_thresholds.md``: the smallest spreads that flag at most 1 % of the other normal
-#: recordings (same session or another release, SNR mix or domain) of 14 machines, averaged over
-#: machines and the shipped type bundles that did not hear them. Re-measure when encoders change.
-LOG_SPREAD_PRIORS: dict[str, tuple[float, float]] = {
-    "lof": (0.32, 0.22),
-    "knn": (0.38, 0.26),
-    "mahalanobis": (0.36, 0.34),
-}
-#: LOF's spreads (the defaults of :func:`lognormal_threshold`).
-PRIOR_LOG_SPREAD, SINGLE_RECORDING_LOG_SPREAD = LOG_SPREAD_PRIORS["lof"]
+#: (cut into blocks) is all there is. Each detector kind declares its own (soundsentry.detector_kinds,
+#: with how they were measured).
+LOG_SPREAD_PRIORS: dict[str, tuple[float, float]] = dict(_LOG_SPREAD_PRIORS)
+#: The default detector's spreads (the defaults of :func:`lognormal_threshold`).
+PRIOR_LOG_SPREAD, SINGLE_RECORDING_LOG_SPREAD = LOG_SPREAD_PRIORS[DEFAULT_DETECTOR]
 #: The prior counts as this many recordings' worth of evidence about the spread.
 PRIOR_WEIGHT = 4
 
@@ -89,7 +90,7 @@ PRIOR_WEIGHT = 4
 def lognormal_threshold(
     scores: Sequence[float],
     *,
-    quantile: float = 0.99,
+    quantile: float = DEFAULT_QUANTILE,
     n_recordings: int | None = None,
     prior_spread: float = PRIOR_LOG_SPREAD,
     prior_weight: float = PRIOR_WEIGHT,
@@ -97,7 +98,7 @@ def lognormal_threshold(
 ) -> float:
     """Upper prediction bound of a log-normal fitted to positive normal clip scores, for few recordings.
 
-    LOF clip scores are ratios (about 1 for inliers), kNN and Mahalanobis scores distances; all
+    LOF clip scores are ratios (about 1 for inliers), distance detectors' scores distances; all
     are positive with a long right tail, so they are fitted in log space. The centre is the median log score. The spread pools the observed standard
     deviation of the log scores with a prior spread (``prior_spread``, weight ``prior_weight``
     recordings), because two or three leave-one-out scores say little about how much a next
@@ -119,7 +120,7 @@ def lognormal_threshold(
     """
     values = _checked_scores(scores, quantile=quantile)
     if min(values) <= 0:
-        raise ValueError("the log-normal rule needs positive scores (LOF, kNN, Mahalanobis); use robust_threshold for others")
+        raise ValueError("the log-normal rule needs positive scores (ratio or distance detectors); use robust_threshold for others")
     logs = [math.log(v) for v in values]
     n_recordings = len(values) if n_recordings is None else n_recordings
     z = statistics.NormalDist().inv_cdf(quantile)

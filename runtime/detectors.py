@@ -40,6 +40,20 @@ def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))
 
 
+def _onnx_distances(g, x: str, reference: np.ndarray) -> str:
+    """Graph nodes of :func:`pairwise_distances` between float64 rows ``x`` and ``reference``, same formula."""
+    a2 = g.op("ReduceSum", g.op("Mul", x, x), g.const([1], "ax", np.int64), keepdims=1)
+    b2 = g.const((reference * reference).sum(1)[None, :], "ref_sq")
+    ab = g.op("MatMul", x, g.const(np.ascontiguousarray(reference.T), "ref_t"))
+    sq = g.op("Sub", g.op("Add", a2, b2), g.op("Mul", g.const(2.0, "two", np.float64), ab))
+    return g.op("Sqrt", g.op("Max", sq, g.const(0.0, "zero", np.float64)), hint="distances")
+
+
+def _onnx_k_nearest(g, distances: str, k: int) -> tuple[str, str]:
+    """Graph nodes of :func:`_k_nearest`: the k smallest distances per row, ascending, and their indices."""
+    return g.op("TopK", distances, g.const([k], "k", np.int64), outputs=2, axis=1, largest=0, sorted=1)
+
+
 def _k_nearest(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Distances and indices of the k smallest entries per row, sorted ascending."""
     idx = np.argpartition(distances, k - 1, axis=1)[:, :k]
@@ -111,6 +125,21 @@ class LocalOutlierFactor:
         """LOF of each row (higher = more anomalous), shape (n_samples,)."""
         return -self.score_samples(X)
 
+    def onnx_scores(self, g, latent: str) -> str:
+        """:meth:`anomaly_score` as ONNX graph nodes (the single-file export).
+
+        ``g`` is a graph builder (:class:`soundsentry.export.onnx_pipeline.Graph`: ``g.op(type, *inputs,
+        **attributes)`` and ``g.const(array, hint, dtype)`` return value names; nothing here imports
+        onnx); ``latent`` names the float32 latents (n, n_features). Returns the name of the float64
+        anomaly scores (n,), equal to :meth:`anomaly_score`'s.
+        """
+        nd, ni = _onnx_k_nearest(g, _onnx_distances(g, g.op("Cast", latent, to=11), self.reference_), self.n_neighbors_)
+        reach = g.op("Max", nd, g.op("Gather", g.const(self.k_distance_, "k_distance"), ni, axis=0))
+        mean_reach = g.op("ReduceMean", reach, axes=[1], keepdims=1)
+        lrd = g.op("Reciprocal", g.op("Add", mean_reach, g.const(_LRD_EPS, "eps", np.float64)))
+        ratio = g.op("Div", g.op("Gather", g.const(self.lrd_, "lrd"), ni, axis=0), lrd)
+        return g.op("ReduceMean", ratio, axes=[1], keepdims=0)
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted state as a plain ``.npz`` (no pickle)."""
         np.savez(
@@ -122,7 +151,7 @@ class LocalOutlierFactor:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> LocalOutlierFactor:
+    def load(cls, path: str | os.PathLike[str], *, session_options=None) -> LocalOutlierFactor:
         """Read a state written by :meth:`save`; refuses pickled content."""
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -201,12 +230,23 @@ class KNearestNeighbors:
         """Negated mean k-nearest distance (higher = more normal), shape (n_samples,)."""
         return -self.anomaly_score(X)
 
+    def onnx_scores(self, g, latent: str) -> str:
+        """:meth:`anomaly_score` as ONNX graph nodes (the single-file export).
+
+        ``g`` is a graph builder (:class:`soundsentry.export.onnx_pipeline.Graph`: ``g.op(type, *inputs,
+        **attributes)`` and ``g.const(array, hint, dtype)`` return value names; nothing here imports
+        onnx); ``latent`` names the float32 latents (n, n_features). Returns the name of the float64
+        anomaly scores (n,), equal to :meth:`anomaly_score`'s.
+        """
+        nd, _ = _onnx_k_nearest(g, _onnx_distances(g, g.op("Cast", latent, to=11), self.reference_), self.n_neighbors_)
+        return g.op("ReduceMean", nd, axes=[1], keepdims=0)
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted state as a plain ``.npz`` (no pickle)."""
         np.savez(path, reference=self.reference_.astype(np.float32), n_neighbors=np.int64(self.n_neighbors_))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> KNearestNeighbors:
+    def load(cls, path: str | os.PathLike[str], *, session_options=None) -> KNearestNeighbors:
         """Read a state written by :meth:`save`; refuses pickled content and inconsistent shapes."""
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -307,6 +347,19 @@ class Mahalanobis:
         """Negated Mahalanobis distance (higher = more normal), shape (n_samples,)."""
         return -self.anomaly_score(X)
 
+    def onnx_scores(self, g, latent: str) -> str:
+        """:meth:`anomaly_score` as ONNX graph nodes (the single-file export).
+
+        ``g`` is a graph builder (:class:`soundsentry.export.onnx_pipeline.Graph`: ``g.op(type, *inputs,
+        **attributes)`` and ``g.const(array, hint, dtype)`` return value names; nothing here imports
+        onnx); ``latent`` names the float32 latents (n, n_features). Returns the name of the float64
+        anomaly scores (n,), equal to :meth:`anomaly_score`'s.
+        """
+        centred = g.op("Sub", g.op("Cast", latent, to=11), g.const(self.location_, "location"))
+        product = g.op("Mul", g.op("MatMul", centred, g.const(self.precision_, "precision")), centred)
+        q = g.op("ReduceSum", product, g.const([1], "ax", np.int64), keepdims=0)
+        return g.op("Sqrt", g.op("Max", q, g.const(0.0, "zero", np.float64)))
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted state as a plain ``.npz`` (no pickle)."""
         np.savez(
@@ -318,7 +371,7 @@ class Mahalanobis:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Mahalanobis:
+    def load(cls, path: str | os.PathLike[str], *, session_options=None) -> Mahalanobis:
         """Read a state written by :meth:`save`; refuses pickled content and inconsistent shapes."""
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -334,7 +387,12 @@ class Mahalanobis:
         if not (np.isfinite(location).all() and np.isfinite(precision).all() and 0.0 <= shrinkage <= 1.0):
             raise ModelIntegrityError(f"{path}: Mahalanobis state holds non-finite or out-of-range values")
         maha = cls()
-        maha.location_, maha.precision_, maha.shrinkage_, maha.n_reference_ = location, precision, shrinkage, n_reference
+        maha.location_, maha.precision_, maha.shrinkage_, maha.n_reference_ = (
+            location,
+            precision,
+            shrinkage,
+            n_reference,
+        )
         return maha
 
 
@@ -357,6 +415,11 @@ class OneClassSVMOnnx:
             self.path, inputs=[self.input_name], outputs=["label", self.output_name], options=session_options
         )
 
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, session_options=None) -> OneClassSVMOnnx:
+        """The ONNX file at ``path`` in an ONNX Runtime session (the registry's uniform loader)."""
+        return cls(path, session_options=session_options)
+
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(np.atleast_2d(X), dtype=np.float32)
         (scores,) = self.session.run([self.output_name], {self.input_name: X})
@@ -364,3 +427,58 @@ class OneClassSVMOnnx:
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return -self.score_samples(X)
+
+    def onnx_scores(self, g, latent: str) -> str:
+        """:meth:`anomaly_score` as ONNX graph nodes: this detector's own graph inlined (``g.inline``).
+
+        ``g`` is a graph builder (:class:`soundsentry.export.onnx_pipeline.Graph`: ``g.op(type, *inputs,
+        **attributes)`` and ``g.const(array, hint, dtype)`` return value names; nothing here imports
+        onnx); ``latent`` names the float32 latents (n, n_features). Returns the name of the float64
+        anomaly scores (n,), equal to :meth:`anomaly_score`'s.
+        """
+        outputs = g.inline(self.path, "ocsvm/", {self.input_name: latent})
+        scores = g.op("Reshape", outputs[self.output_name], g.const([-1], "flat", np.int64))
+        return g.op("Neg", g.op("Cast", scores, to=11))
+
+
+# -- hooks of the detector registry (soundsentry.detector_kinds) -------------------------------
+def fit_lof(latents: np.ndarray, *, params: dict) -> LocalOutlierFactor:
+    """LOF on normal latents (n, d)."""
+    return LocalOutlierFactor(n_neighbors=int(params.get("n_neighbors", 20))).fit(latents)
+
+
+def fit_knn(latents: np.ndarray, *, params: dict) -> KNearestNeighbors:
+    """kNN distance on normal latents (n, d); refuses fewer reference windows than neighbours."""
+    from .errors import EnrollmentError
+
+    k = int(params.get("n_neighbors", 5))
+    if k > len(latents):
+        raise EnrollmentError(
+            f"kNN with {k} neighbours needs at least {k} reference windows, a refit has {len(latents)}; enroll more audio"
+        )
+    return KNearestNeighbors(n_neighbors=k).fit(latents)
+
+
+def fit_mahalanobis(latents: np.ndarray, *, params: dict) -> Mahalanobis:
+    """Mahalanobis distance with a Ledoit-Wolf shrunk covariance of normal latents (n, d)."""
+    return Mahalanobis().fit(latents)
+
+
+def save_npz(fitted, path: str | os.PathLike[str], *, latent_dim: int) -> None:
+    """Write a NumPy detector's state (its own ``save``)."""
+    fitted.save(path)
+
+
+def neighbours_card(fitted, *, params: dict, n_reference: int) -> dict:
+    """Card fields of LOF and kNN."""
+    return {"n_neighbors": fitted.n_neighbors_, "n_reference": n_reference}
+
+
+def mahalanobis_card(fitted: Mahalanobis, *, params: dict, n_reference: int) -> dict:
+    """Card fields of the Mahalanobis distance."""
+    return {"n_reference": n_reference, "covariance": "Ledoit-Wolf shrunk", "shrinkage": round(fitted.shrinkage_, 6)}
+
+
+def ocsvm_card(fitted, *, params: dict, n_reference: int) -> dict:
+    """Card fields of the One-Class SVM (an ONNX graph from latent to scores)."""
+    return {"input": "latent", "output": "scores", "nu": params["nu"], "gamma": params["gamma"]}

@@ -1,6 +1,6 @@
 """Audio input and output behind a seam tests and benchmarks can feed (no Qt here).
 
-The app's window and ``soundsentry listen`` never talk to sounddevice directly: it asks an :class:`AudioBackend` for
+The app's window and ``soundsentry listen`` never talk to sounddevice directly: they ask an :class:`AudioBackend` for
 devices and streams. :class:`SoundDeviceBackend` is the real one (PortAudio through
 sounddevice); :class:`ClipBackend` replays a recording as if it were a microphone, with
 the same callback contract sounddevice uses (``callback(indata, frames, time, status)``
@@ -393,10 +393,12 @@ class ClipBackend:
         loop: bool = False,
         fail_after: float | None = None,
         hang_after: float | None = None,
+        name: str | None = None,
     ) -> None:
         import soundfile as sf
 
         self.path = Path(path)
+        self.name = name or f"Recording: {self.path.name}"  # the input device's name in the window
         self.samples, self.samplerate = sf.read(str(path), dtype="float32", always_2d=True)
         self.speed = speed
         self.loop = loop
@@ -405,7 +407,7 @@ class ClipBackend:
         self.streams: list[_ClockedThread] = []
 
     def input_devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo(f"clip:{self.path.name}", f"Recording: {self.path.name}", 1, int(self.samplerate))]
+        return [DeviceInfo(f"clip:{self.path.name}", self.name, 1, int(self.samplerate))]
 
     def supported_rates(self, device: DeviceInfo) -> list[int]:
         return [int(self.samplerate)]

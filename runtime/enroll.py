@@ -6,18 +6,19 @@ the user's normal recordings, and the threshold is calibrated from those recordi
 1. every recording -> the model's channel policy, features, windows -> encoder latents; unless
    the parent already does, each window's level (mean dB) is moved to the enrolled recordings'
    median level first, so another gain, distance or room loudness is not flagged;
-2. the chosen detectors are fitted on all windows: LOF, kNN and Mahalanobis in NumPy (plain
-   install), a One-Class SVM with scikit-learn + skl2onnx (the ``[train]`` extra);
+2. the chosen detectors are fitted on all windows with their kind's fit hook
+   (:mod:`soundsentry.detector_kinds`): NumPy ones from the plain install, those with
+   ``needs_train`` (the One-Class SVM) with the ``[train]`` extra;
 3. calibration scores: each recording is scored by a detector refitted without it
    (leave-one-recording-out), so the scores show how much one normal recording differs from
    the others. A single recording cannot show that; it is cut into blocks of
    ``block_windows`` windows and each block is scored by a detector refitted without the
    block *and* without the windows that overlap it (leave-one-block-out);
-4. threshold: for LOF, kNN and Mahalanobis, :func:`soundsentry.calibration.lognormal_threshold`
-   (a log-normal prediction bound whose spread is pooled with a prior measured per detector on
-   normal recordings, so one to three recordings do not give a threshold that flags the next
-   normal recording or another day's); for the One-Class SVM the training rule
-   :func:`soundsentry.calibration.robust_threshold`;
+4. threshold: the kind's rule; ``"lognormal"`` kinds (positive distance-like scores):
+   :func:`soundsentry.calibration.lognormal_threshold` (a log-normal prediction bound whose spread
+   is pooled with a prior measured per detector on normal recordings, so one to three recordings
+   do not give a threshold that flags the next normal recording or another day's); ``"robust"``
+   kinds (the One-Class SVM): the training rule :func:`soundsentry.calibration.robust_threshold`;
 5. a complete new bundle (encoder copy, detector files, card) is written and loaded back.
 
 Abnormal recordings take no part in any step.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import math
 import os
@@ -35,26 +35,28 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
 from .batch import find_audio_files
-from .bundle import CARD_NAME, file_sha256
 from .calibration import (
-    LOG_SPREAD_PRIORS,
+    DEFAULT_QUANTILE,
     lognormal_threshold,
     lognormal_threshold_rule,
     robust_threshold,
     robust_threshold_rule,
 )
-from .detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis
-from .errors import AudioTooShortError, EnrollmentError, SoundSentryError
+from .card import CARD_NAME, card_header, file_sha256, package_versions, write_card
+from .detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES, KINDS, TRAIN_EXTRA_HINT, detector_kind, require_extra
+from .errors import EnrollmentError, SoundSentryError
 from .model import Model, aggregate_scores, load_model
+from .scoring import check_length, mono_samples
 
 __all__ = [
+    "NUMPY_DETECTORS",
+    "TRAIN_EXTRA_HINT",
     "CalibrationPlan",
     "EnrolledRecording",
     "NormalInput",
@@ -73,10 +75,8 @@ log = logging.getLogger(__name__)
 #: One normal recording: a file or folder path, ``(samples, sample_rate)``, or samples at the model's rate.
 NormalInput = Union[str, "os.PathLike[str]", tuple[np.ndarray, int], np.ndarray]
 
-DETECTOR_FILES = {"lof": "lof.npz", "ocsvm": "ocsvm.onnx", "knn": "knn.npz", "mahalanobis": "mahalanobis.npz"}
 #: Detectors fitted in NumPy, so enrollment from the plain install can use them; the others need ``[train]``.
-NUMPY_DETECTORS = frozenset({"lof", "knn", "mahalanobis"})
-TRAIN_EXTRA_HINT = 'pip install "soundsentry[train]"'
+NUMPY_DETECTORS = frozenset(k.name for k in KINDS if not k.needs_train)
 
 
 @dataclass
@@ -178,7 +178,7 @@ def load_recordings(
     items = _expand(normal)
     recordings: list[EnrolledRecording] = []
     skipped: list[dict[str, str]] = []
-    rate = model.feature_params.sample_rate
+    rate = model.sample_rate
     for i, item in enumerate(items):
         if isinstance(item, (str, os.PathLike)):
             name = os.fspath(item)
@@ -188,15 +188,13 @@ def load_recordings(
             progress(i, len(items), name)
         try:
             if isinstance(item, (str, os.PathLike)):
-                y = model.load(name)
+                y = mono_samples(model, name)
                 digest = file_sha256(name)
             else:
                 samples, sr = item if isinstance(item, tuple) else (item, None)
-                y = model.prepare(np.asarray(samples), sample_rate=sr)
+                y = mono_samples(model, np.asarray(samples), sample_rate=sr)
                 digest = hashlib.sha256(np.ascontiguousarray(y, dtype="<f4").tobytes()).hexdigest()
-            need = model.window.min_samples(model.feature_params)
-            if y.shape[0] < need:
-                raise AudioTooShortError(name, f"too short: {y.shape[0] / rate:.2f} s, one window needs {need / rate:.2f} s")
+            check_length(model, y, path=name)
             logmel = model.features(y)
         except SoundSentryError as exc:
             if strict:
@@ -283,56 +281,17 @@ def calibration_plan(
     )
 
 
-def _require_train_extra(detector: str) -> None:
-    import importlib
-
-    missing = []
-    for module in ("sklearn", "skl2onnx"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        raise EnrollmentError(
-            f"{detector} enrollment needs the [train] extra ({', '.join(missing)} not installed): {TRAIN_EXTRA_HINT}; "
-            "LOF, kNN and Mahalanobis enrollment work without it (detectors=('lof',))"
-        )
-
-
 def fit_detector(name: str, latents: np.ndarray, *, params: dict[str, Any]):
-    """Fit detector ``name`` on normal latents (n, d); returns an object with ``anomaly_score``.
+    """Fit detector ``name`` on normal latents (n, d) with its registry hook; returns an object with ``anomaly_score``.
 
-    ``"lof"``, ``"knn"`` and ``"mahalanobis"`` are the NumPy detectors of :mod:`soundsentry.detectors`;
-    ``"ocsvm"`` is scikit-learn's ``OneClassSVM`` (needs the ``[train]`` extra), wrapped to score like the runtime.
+    Kinds that need the ``[train]`` extra (:attr:`~soundsentry.detector_kinds.DetectorKind.needs_train`)
+    raise :class:`EnrollmentError` without it.
     """
-    if name == "lof":
-        return LocalOutlierFactor(n_neighbors=int(params.get("n_neighbors", 20))).fit(latents)
-    if name == "knn":
-        k = int(params.get("n_neighbors", 5))
-        if k > len(latents):
-            raise EnrollmentError(
-                f"kNN with {k} neighbours needs at least {k} reference windows, a refit has {len(latents)}; "
-                "enroll more audio"
-            )
-        return KNearestNeighbors(n_neighbors=k).fit(latents)
-    if name == "mahalanobis":
-        return Mahalanobis().fit(latents)
-    if name == "ocsvm":
-        _require_train_extra(name)
-        from sklearn.svm import OneClassSVM
-
-        return _SklearnOCSVM(OneClassSVM(nu=float(params.get("nu", 0.05)), gamma=params.get("gamma", "scale")).fit(latents))
-    raise EnrollmentError(f"unknown detector {name!r} (choose from: {', '.join(DETECTOR_FILES)})")
-
-
-class _SklearnOCSVM:
-    """scikit-learn's One-Class SVM with the runtime's sign convention (higher = more anomalous)."""
-
-    def __init__(self, svm) -> None:
-        self.svm = svm
-
-    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
-        return -self.svm.decision_function(np.asarray(X, dtype=np.float32).astype(np.float64))
+    try:
+        kind = detector_kind(name)
+    except KeyError as exc:
+        raise EnrollmentError(exc.args[0]) from None
+    return kind.fit_latents(latents, params=params)
 
 
 def calibration_scores(
@@ -347,43 +306,22 @@ def calibration_scores(
 
 
 def enrollment_threshold(detector: str, scores: Sequence[float], *, quantile: float, n_recordings: int) -> tuple[float, str]:
-    """Threshold from normal calibration scores and its rule in words.
+    """Threshold from normal calibration scores and its rule in words: the kind's rule (its ``threshold``).
 
-    LOF, kNN and Mahalanobis scores are positive: :func:`~soundsentry.calibration.lognormal_threshold`
-    with the detector's spreads from :data:`~soundsentry.calibration.LOG_SPREAD_PRIORS`, which stays
-    sensible with one to a few recordings and covers another session of the same machine. OC-SVM
-    scores can be negative and no spread was measured for them: the training pipeline's
-    :func:`~soundsentry.calibration.robust_threshold`.
+    ``"lognormal"`` kinds (positive scores): :func:`~soundsentry.calibration.lognormal_threshold` with the
+    kind's measured spreads, which stays sensible with one to a few recordings and covers another
+    session of the same machine. ``"robust"`` kinds (scores can be negative, no spread measured):
+    the training pipeline's :func:`~soundsentry.calibration.robust_threshold`.
     """
-    if detector in LOG_SPREAD_PRIORS:
-        prior, single = LOG_SPREAD_PRIORS[detector]
+    kind = detector_kind(detector)
+    if kind.threshold == "lognormal":
+        prior, single = kind.log_spread_prior
         kwargs = {"prior_spread": prior, "single_recording_spread": single}
         return (
             lognormal_threshold(scores, quantile=quantile, n_recordings=n_recordings, **kwargs),
             lognormal_threshold_rule(quantile, n_recordings=n_recordings, **kwargs),
         )
     return robust_threshold(scores, quantile=quantile), f"{robust_threshold_rule(quantile)} to the calibration scores"
-
-
-def _detector_params(model: Model, name: str, n_neighbors: int | None, nu: float | None) -> dict[str, Any]:
-    parent = model.card["detectors"].get(name, {})
-    if name == "lof":
-        return {"n_neighbors": int(n_neighbors or parent.get("n_neighbors", 20))}
-    if name == "ocsvm":
-        return {"nu": float(nu or parent.get("nu", 0.05)), "gamma": "scale"}
-    if name == "knn":
-        return {"n_neighbors": int(n_neighbors or parent.get("n_neighbors", 5))}
-    return {}
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in ("soundsentry", "numpy", "onnxruntime", "scikit-learn", "skl2onnx"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def _prepare_out(out: Path, model: Model, overwrite: bool) -> None:
@@ -405,12 +343,12 @@ def enroll(
     normal: Sequence[NormalInput],
     *,
     out: str | os.PathLike[str],
-    detectors: Sequence[str] = ("lof",),
+    detectors: Sequence[str] = (DEFAULT_DETECTOR,),
     name: str | None = None,
     machine_type: str | None = None,
     n_neighbors: int | None = None,
     nu: float | None = None,
-    quantile: float = 0.99,
+    quantile: float = DEFAULT_QUANTILE,
     min_loo_recordings: int = 2,
     block_windows: int = 4,
     level_normalization: bool = True,
@@ -430,12 +368,13 @@ def enroll(
         tuples or arrays at the model's rate; samples of shape (n,) or (n, channels).
     out : str or os.PathLike
         Folder of the new bundle; must be new or empty (or a bundle, with ``overwrite``).
-    detectors : sequence of {"lof", "ocsvm", "knn", "mahalanobis"}
-        The first is the new bundle's default. ``"ocsvm"`` needs the ``[train]`` extra.
+    detectors : sequence of str
+        Names of :data:`~soundsentry.detector_kinds.KINDS`; the first is the new bundle's default.
+        Kinds with ``needs_train`` need the ``[train]`` extra.
     name, machine_type : str, optional
         For the card (defaults: the output folder's name, the parent's machine type).
     n_neighbors, nu : optional
-        LOF and kNN neighbours and OC-SVM ``nu`` (defaults: the parent's, else 20 for LOF and 5 for kNN).
+        Fitting parameters of the kinds that have them (defaults: the parent card's, else the kind's).
     quantile : float
         Quantile of the threshold rule's fitted distribution (see :func:`enrollment_threshold`).
     min_loo_recordings, block_windows : int
@@ -470,10 +409,9 @@ def enroll(
     if not detectors:
         raise EnrollmentError("choose at least one detector")
     for det in detectors:
-        if det not in DETECTOR_FILES:
-            raise EnrollmentError(f"unknown detector {det!r} (choose from: {', '.join(DETECTOR_FILES)})")
-        if det not in NUMPY_DETECTORS:
-            _require_train_extra(det)  # fail before minutes of embedding, not after
+        if det not in DETECTOR_NAMES:
+            raise EnrollmentError(f"unknown detector {det!r} (choose from: {', '.join(DETECTOR_NAMES)})")
+        require_extra(detector_kind(det))  # fail before minutes of embedding, not after
     out = Path(out)
     _prepare_out(out, model, overwrite)
 
@@ -497,24 +435,16 @@ def enroll(
         shutil.copyfile(model.bundle.path(encoder_file), tmp / "encoder.onnx")
         card_detectors: dict[str, Any] = {}
         for det in detectors:
-            params = _detector_params(model, det, n_neighbors, nu)
-            fitted = fit_detector(det, latents, params=params)
+            kind = detector_kind(det)
+            params = kind.resolve_params(model.card["detectors"].get(det), n_neighbors=n_neighbors, nu=nu)
+            fitted = kind.fit_latents(latents, params=params)
             scores = calibration_scores(det, latents, plan, params=params, aggregate=model.aggregate)
             n_rec = len(recordings) if plan.mode == "leave-one-recording-out" else 1
             threshold, rule = enrollment_threshold(det, scores, quantile=quantile, n_recordings=n_rec)
             rule = f"{rule}; {len(scores)} normal calibration scores: {plan.description}"
-            entry: dict[str, Any] = {"file": DETECTOR_FILES[det]}
-            if det in ("lof", "knn"):
-                fitted.save(tmp / DETECTOR_FILES[det])
-                entry |= {"n_neighbors": fitted.n_neighbors_, "n_reference": len(latents)}
-            elif det == "mahalanobis":
-                fitted.save(tmp / DETECTOR_FILES[det])
-                entry |= {"n_reference": len(latents), "shrinkage": round(fitted.shrinkage_, 6)}
-            else:
-                from soundsentry.export.ocsvm import export_ocsvm
-
-                export_ocsvm(fitted.svm, tmp / DETECTOR_FILES[det], latent_dim=latents.shape[1])
-                entry |= {"input": "latent", "output": "scores", "nu": params["nu"], "gamma": params["gamma"]}
+            kind.save_fitted(fitted, tmp / kind.file, latent_dim=latents.shape[1])
+            entry: dict[str, Any] = {"file": kind.file}
+            entry |= kind.card_fields(fitted, params=params, n_reference=len(latents))
             entry |= {
                 "threshold": threshold,
                 "threshold_rule": rule,
@@ -530,7 +460,7 @@ def enroll(
                 "level": "each window's mean log-mel dB moved to level_reference_db (the enrolled recordings' median "
                 "window level) before standardisation: a gain, distance or room-loudness change is not flagged",
             }
-        _write_card(tmp, card, files=["encoder.onnx", *(DETECTOR_FILES[d] for d in detectors)])
+        write_card(tmp, card, files=["encoder.onnx", *(detector_kind(d).file for d in detectors)])
         if out.exists():
             shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -546,13 +476,7 @@ def _card(model, out, tmp, recordings, skipped, plan, card_detectors, detectors,
     parent = model.card
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     keep = ("features", "window", "channel", "normalization", "aggregate", "score_direction")
-    card: dict[str, Any] = {
-        "format": parent["format"],
-        "format_version": parent["format_version"],
-        "name": name or out.name,
-        "machine_type": machine_type or parent.get("machine_type", ""),
-        "created": now,
-    }
+    card = card_header(name=name or out.name, machine_type=machine_type or parent.get("machine_type", ""), created=now)
     card |= {k: parent[k] for k in keep if k in parent}
     card["encoder"] = dict(parent["encoder"]) | {"file": "encoder.onnx"}
     card["detectors"] = card_detectors
@@ -586,69 +510,5 @@ def _card(model, out, tmp, recordings, skipped, plan, card_detectors, detectors,
         "note": "encoder kept from the parent model; detector(s) fitted and threshold calibrated on these normal "
         "recordings only, no abnormal recording was used",
     }
-    card["versions"] = _versions()
+    card["versions"] = package_versions()
     return card
-
-
-def _write_card(root: Path, card: dict[str, Any], *, files: list[str]) -> None:
-    card = dict(card)
-    card["files"] = {f: file_sha256(root / f) for f in files}
-    with open(root / CARD_NAME, "w", encoding="utf-8") as fh:
-        json.dump(card, fh, indent=2)
-        fh.write("\n")
-
-
-def run_cli(args) -> int:
-    """``soundsentry enroll``: exit 0 when every recording was used, 3 when some were skipped (the bundle is
-    still written), 2 when no bundle could be made, 4 when the parent model cannot be loaded."""
-    import sys
-
-    from tqdm import tqdm
-
-    from .cli import EXIT_FILES_FAILED, EXIT_MODEL_ERROR, EXIT_OK, EXIT_USAGE
-    from .errors import ModelError
-
-    try:
-        parent = load_model(args.model)
-    except ModelError as exc:
-        print(f"soundsentry: {exc}", file=sys.stderr)
-        return EXIT_MODEL_ERROR
-    bar = tqdm(unit="file", file=sys.stderr, disable=None, leave=False)
-
-    def progress(done: int, total: int, name: str) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        model = enroll(
-            parent,
-            args.normal,
-            out=args.out,
-            detectors=args.detector or ("lof",),
-            name=args.name,
-            machine_type=args.machine_type,
-            quantile=args.quantile,
-            level_normalization=not args.no_level,
-            overwrite=args.force,
-            strict=args.strict,
-            progress=progress,
-        )
-    except (EnrollmentError, SoundSentryError, ValueError) as exc:
-        bar.close()
-        print(f"soundsentry enroll: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    bar.close()
-    info = model.card["enrollment"]
-    for s in info["skipped"]:
-        print(f"skipped {s['name']}: {s['problem']}", file=sys.stderr)
-    print(
-        f"enrolled {model.name!r} in {model.bundle.root}: {info['n_recordings']} recordings, {info['seconds']:.1f} s, "
-        f"{info['n_windows']} windows; encoder from {parent.name!r}",
-        file=sys.stderr,
-    )
-    print(f"calibration: {info['calibration']['description']}", file=sys.stderr)
-    for det, spec in model.card["detectors"].items():
-        print(f"{det}: threshold {spec['threshold']:.6g}", file=sys.stderr)
-    print(f"score with: soundsentry score --model {model.bundle.root} PATH...", file=sys.stderr)
-    return EXIT_FILES_FAILED if info["skipped"] else EXIT_OK

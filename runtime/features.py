@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "CENTER_MODES",
     "FeatureParams",
+    "analysis_windows",
     "center_windows",
     "frame_count",
     "hz_to_mel",
@@ -283,3 +284,38 @@ def center_windows(windows: np.ndarray, *, mode: str = "none") -> np.ndarray:
     if mode == "window_median":
         return (windows - np.median(windows, axis=2, keepdims=True)).astype(np.float32)
     raise ValueError(f"unknown window centring {mode!r}; expected one of {CENTER_MODES}")
+
+
+def analysis_windows(
+    logmel: np.ndarray,
+    *,
+    mean: np.ndarray,
+    std: np.ndarray,
+    length: int,
+    hop: int,
+    center: str = "none",
+    level_reference_db: float | None = None,
+) -> np.ndarray:
+    """The encoder's input windows of one log-mel spectrogram: training and scoring both build them here.
+
+    Per-band standardisation with ``mean`` and ``std`` (shape (n_mels, 1)), sliding windows, then,
+    with a level reference, each window's level (mean dB) moved to it (:func:`level_offsets`), then
+    the centring ``center`` (:func:`center_windows`).
+
+    Parameters
+    ----------
+    logmel : np.ndarray, shape (n_mels, n_frames)
+    mean, std : np.ndarray, shape (n_mels, 1)
+    length, hop : int
+        Window length and hop in frames.
+    center : {"none", "window_median"}
+    level_reference_db : float, optional
+
+    Returns
+    -------
+    np.ndarray, shape (n_windows, n_mels, length), float32, C-contiguous
+    """
+    windows = sliding_windows((logmel - mean) / std, length=length, hop=hop)
+    if level_reference_db is not None:
+        windows = windows - level_offsets(logmel, reference_db=level_reference_db, std=std, length=length, hop=hop)
+    return np.ascontiguousarray(center_windows(windows, mode=center), dtype=np.float32)

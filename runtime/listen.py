@@ -95,11 +95,10 @@ LISTEN_FIELDS = tuple(WindowRow.__dataclass_fields__)
 
 def clip_windows(model, seconds: float = 10.0) -> int:
     """Windows in a clip of ``seconds`` (the length the model's threshold was calibrated on)."""
-    from .features import frame_count, window_count
-
-    p = model.feature_params
-    frames = frame_count(int(seconds * p.sample_rate), hop_length=p.hop_length)
-    return max(1, window_count(frames, length=model.window.frames, hop=model.window.hop_frames))
+    g = model.encoder.stream
+    # Centred framing: the padding on both sides adds frames; a window needs window_frames of them.
+    frames = 1 + (int(seconds * model.sample_rate) + 2 * g.pad_samples - g.frame_length) // g.frame_hop
+    return max(1, 1 + (frames - g.window_frames) // g.window_hop_frames)
 
 
 def choose_device(backend: AudioBackend, wanted: str | None) -> DeviceInfo:
@@ -340,11 +339,11 @@ class Listener:
             return
         from .model import aggregate_scores
 
-        p = self.model.feature_params
-        hop_seconds = self.model.window.hop_frames * p.hop_length / p.sample_rate
+        g = self.model.encoder.stream
         index = np.arange(self.windows, self.windows + scores.shape[0])
-        # As Model.result: frame j is centred on sample j*hop, a window starts half a frame earlier.
-        starts = np.maximum(index * hop_seconds - p.n_fft / 2 / p.sample_rate, 0.0)
+        # As the encoder's window_starts, without building the whole history: window i begins
+        # i window hops in, less the padding of centred framing, clipped at 0.
+        starts = np.maximum(index * g.window_hop_frames * g.frame_hop - g.pad_samples, 0) / self.model.sample_rate
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         for score, start in zip(scores, starts, strict=True):
             self._recent.append(float(score))

@@ -9,40 +9,19 @@ from typing import Any
 
 import numpy as np
 
-from .audio import ChannelPolicy, check_sample_rate, check_samples, load_audio, resample, select_channel
+from .audio import ChannelPolicy, check_sample_rate, check_samples, resample, select_channel
 from .bundle import Bundle, read_bundle
-from .detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis, OneClassSVMOnnx
-from .errors import AudioTooShortError, ModelIntegrityError
-from .features import (
-    CENTER_MODES,
-    FeatureParams,
-    center_windows,
-    level_offsets,
-    log_mel_spectrogram,
-    sliding_windows,
-    window_levels,
-)
-from .onnx_session import default_session_options, open_session
+from .detector_kinds import detector_kind
+from .encoder_kinds import Encoder, open_encoder
+from .errors import ModelIntegrityError
+from .features import FeatureParams
+from .logmel_encoder import WindowParams
+from .onnx_session import default_session_options
+from .scoring import mono_samples, score_mono, score_path
 
 __all__ = ["Model", "ScoreResult", "WindowParams", "aggregate_scores", "load_model"]
 
 log = logging.getLogger(__name__)
-
-ENCODER_INPUT = "logmel"
-ENCODER_OUTPUT = "latent"
-
-
-@dataclass(frozen=True)
-class WindowParams:
-    """Sliding analysis windows, in spectrogram frames."""
-
-    frames: int = 64
-    hop_frames: int = 16
-
-    def min_samples(self, params: FeatureParams) -> int:
-        """Fewest samples that give one full window with centred framing."""
-        return (self.frames - 1) * params.hop_length
-
 
 @dataclass
 class ScoreResult:
@@ -92,54 +71,49 @@ class Model:
     """
 
     def __init__(self, bundle: Bundle, *, threads: int | None = None) -> None:
-        card = bundle.card
+        card = bundle.card  # validated by soundsentry.card when the bundle was read
         self.bundle = bundle
         self.card = card
         self.name: str = bundle.name
-        try:
-            self.feature_params = FeatureParams.from_dict(card["features"])
-            self.window = WindowParams(
-                frames=int(card["window"]["frames"]), hop_frames=int(card["window"]["hop_frames"])
-            )
-            self.channel: ChannelPolicy = card["channel"]["policy"]
-            norm = card["normalization"]
-            self.norm_mean = np.asarray(norm["mean"], dtype=np.float32)[:, None]
-            self.norm_std = np.asarray(norm["std"], dtype=np.float32)[:, None]
-            # Cards written before window centring existed have no "center": they were trained without it.
-            self.norm_center: str = norm.get("center", "none")
-            # Enrolled bundles move each window's level (mean dB) to this reference; absent = no level step.
-            level = norm.get("level_reference_db")
-            self.level_reference_db: float | None = None if level is None else float(level)
-            self.aggregate: str = card.get("aggregate", "mean")
-            self.default_detector: str = card.get("default_detector", "lof")
-            self.thresholds: dict[str, float] = {k: float(v["threshold"]) for k, v in card["detectors"].items()}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelIntegrityError(f"{bundle.root}: malformed card ({exc!r})") from exc
-        if self.norm_mean.shape != (self.feature_params.n_mels, 1) or self.norm_std.shape != self.norm_mean.shape:
-            raise ModelIntegrityError(f"{bundle.root}: normalisation does not match {self.feature_params.n_mels} mels")
-        if self.level_reference_db is not None and not np.isfinite(self.level_reference_db):
-            raise ModelIntegrityError(f"{bundle.root}: level_reference_db must be a finite number")
-        if self.norm_center not in CENTER_MODES:
-            raise ModelIntegrityError(f"{bundle.root}: unknown normalisation centring {self.norm_center!r}")
-        if self.channel not in ("first", "mean"):
-            raise ModelIntegrityError(f"{bundle.root}: unknown channel policy {self.channel!r}")
-        if self.window.frames < 1 or self.window.hop_frames < 1:
-            raise ModelIntegrityError(f"{bundle.root}: window frames and hop must be positive")
-        if self.default_detector not in self.thresholds:
-            raise ModelIntegrityError(f"{bundle.root}: default detector {self.default_detector!r} is not in the card")
+        self.channel: ChannelPolicy = card.channel
+        self.aggregate: str = card.aggregate
+        self.default_detector: str = card.default_detector
+        self.thresholds: dict[str, float] = card.thresholds
         options = default_session_options(threads=threads)
-        self._encoder = open_session(
-            bundle.path(card["encoder"]["file"]), inputs=[ENCODER_INPUT], outputs=[ENCODER_OUTPUT], options=options
-        )
-        # The window shape in the card must be the one the graph was exported for.
-        expected = [self.feature_params.n_mels, self.window.frames]
-        got = list(self._encoder.get_inputs()[0].shape[1:])
-        if got != expected:
-            raise ModelIntegrityError(
-                f"{bundle.root}: encoder expects windows of shape {got}, the card says {expected}"
-            )
+        #: The front end + encoder (:mod:`soundsentry.encoder_kinds`): features, windows, embedding, timing.
+        self.encoder: Encoder = open_encoder(card, bundle=bundle, session_options=options)
         self._session_options = options
         self._detectors: dict[str, Any] = {}
+
+    # -- the encoder kind's settings (log-mel kinds) ---------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        """The model's sample rate in Hz."""
+        return self.encoder.sample_rate
+
+    @property
+    def feature_params(self) -> FeatureParams:
+        return self.encoder.feature_params
+
+    @property
+    def window(self) -> WindowParams:
+        return self.encoder.window
+
+    @property
+    def norm_mean(self) -> np.ndarray:
+        return self.encoder.norm_mean
+
+    @property
+    def norm_std(self) -> np.ndarray:
+        return self.encoder.norm_std
+
+    @property
+    def norm_center(self) -> str:
+        return self.encoder.norm_center
+
+    @property
+    def level_reference_db(self) -> float | None:
+        return self.encoder.level_reference_db
 
     # -- the pipeline, one step per method -------------------------------------------------
     @property
@@ -155,16 +129,11 @@ class Model:
         if name not in self._detectors:
             spec = self.card["detectors"][name]
             path = self.bundle.path(spec["file"])
-            if name == "lof":
-                self._detectors[name] = LocalOutlierFactor.load(path)
-            elif name == "ocsvm":
-                self._detectors[name] = OneClassSVMOnnx(path, session_options=self._session_options)
-            elif name == "knn":
-                self._detectors[name] = KNearestNeighbors.load(path)
-            elif name == "mahalanobis":
-                self._detectors[name] = Mahalanobis.load(path)
-            else:
-                raise ModelIntegrityError(f"{self.bundle.root}: unknown detector kind {name!r}")
+            try:
+                kind = detector_kind(name)
+            except KeyError:
+                raise ModelIntegrityError(f"{self.bundle.root}: unknown detector kind {name!r}") from None
+            self._detectors[name] = kind.load(path, session_options=self._session_options)
         return self._detectors[name]
 
     def prepare(self, y: np.ndarray, *, sample_rate: int | None = None, path: str | None = None) -> np.ndarray:
@@ -172,45 +141,25 @@ class Model:
         y = np.asarray(y, dtype=np.float32)
         check_samples(y, path=path)
         y = select_channel(y, policy=self.channel) if y.ndim == 2 else y
-        rate = sample_rate or self.feature_params.sample_rate
+        rate = sample_rate or self.sample_rate
         check_sample_rate(rate, path=path)  # 1 Hz would be resampled 16,000-fold
-        return resample(y, orig_sr=rate, target_sr=self.feature_params.sample_rate)
+        return resample(y, orig_sr=rate, target_sr=self.sample_rate)
 
     def features(self, y: np.ndarray) -> np.ndarray:
-        """Log-mel spectrogram (n_mels, n_frames) of mono samples at the model's rate."""
-        return log_mel_spectrogram(y, params=self.feature_params)
+        """Front end of mono samples at the model's rate: the log-mel spectrogram (n_mels, n_frames) of log-mel kinds."""
+        return self.encoder.features(y)
 
     def windows(self, logmel: np.ndarray, *, level_reference_db: float | None = None) -> np.ndarray:
-        """Normalised analysis windows, shape (n_windows, n_mels, frames), float32.
-
-        With a level reference (the card's ``normalization.level_reference_db``, or the argument,
-        which enrollment uses before the card exists) each window's level, its mean in dB over
-        bands and frames, is moved to the reference before standardisation.
-        """
-        normalised = (logmel - self.norm_mean) / self.norm_std
-        windows = sliding_windows(normalised, length=self.window.frames, hop=self.window.hop_frames)
-        reference = self.level_reference_db if level_reference_db is None else level_reference_db
-        if reference is not None:
-            windows = windows - self._level_offsets(logmel, reference)
-        return np.ascontiguousarray(center_windows(windows, mode=self.norm_center))
+        """Encoder input windows, shape (n_windows, n_mels, frames), float32 (see the encoder kind's ``windows``)."""
+        return self.encoder.windows(logmel, level_reference_db=level_reference_db)
 
     def window_levels(self, logmel: np.ndarray) -> np.ndarray:
         """Level of each analysis window: mean of the log-mel dB over its bands and frames, shape (n_windows,)."""
-        return window_levels(logmel, length=self.window.frames, hop=self.window.hop_frames)
-
-    def _level_offsets(self, logmel: np.ndarray, reference: float) -> np.ndarray:
-        # Why levelling: see soundsentry.features.level_offsets (training builds its windows with it too).
-        return level_offsets(
-            logmel, reference_db=reference, std=self.norm_std, length=self.window.frames, hop=self.window.hop_frames
-        )
+        return self.encoder.window_levels(logmel)
 
     def embed(self, windows: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """Encoder latents of windows, shape (n_windows, latent_dim)."""
-        out = [
-            self._encoder.run([ENCODER_OUTPUT], {ENCODER_INPUT: windows[i : i + batch_size]})[0]
-            for i in range(0, len(windows), batch_size)
-        ]
-        return np.concatenate(out) if out else np.zeros((0, int(self.card["encoder"]["latent_dim"])), np.float32)
+        return self.encoder.embed(windows, batch_size=batch_size)
 
     def score_latents(self, latents: np.ndarray, *, detector: str | None = None) -> np.ndarray:
         """Window anomaly scores (higher = more anomalous), shape (n_windows,)."""
@@ -222,7 +171,7 @@ class Model:
     # -- whole recordings ------------------------------------------------------------------
     def load(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Decode a file into mono samples at the model's rate, following its channel policy."""
-        return load_audio(path, sample_rate=self.feature_params.sample_rate, channel=self.channel)
+        return mono_samples(self, path)
 
     def score(
         self,
@@ -234,7 +183,7 @@ class Model:
     ) -> ScoreResult:
         """Score a file path or an array of samples.
 
-        A file longer than :data:`~soundsentry.streaming.STREAM_ABOVE_SECONDS` is decoded and
+        A file longer than :data:`~soundsentry.scoring.STREAM_ABOVE_SECONDS` is decoded and
         scored block by block (:func:`~soundsentry.streaming.score_file_streamed`), so memory does
         not grow with its length; the scores equal whole-file scoring within float rounding.
 
@@ -243,7 +192,8 @@ class Model:
         audio : path or np.ndarray of shape (n_samples,) or (n_samples, n_channels)
         sample_rate : int, optional
             Rate of an array input (default: the model's); ignored for files.
-        detector : {"lof", "ocsvm", "knn", "mahalanobis"}, optional
+        detector : str, optional
+            A detector of the bundle (:attr:`detectors`); default: the card's.
         threshold : float, optional
             Overrides the card's threshold for this detector.
 
@@ -252,33 +202,18 @@ class Model:
         AudioError
             The file cannot be decoded, or the samples are empty, non-finite or too short.
         """
-        path = None
         if isinstance(audio, (str, os.PathLike)):
-            path = os.fspath(audio)
-            from .streaming import STREAM_ABOVE_SECONDS, file_seconds, score_file_streamed
-
-            seconds = file_seconds(path)
-            if seconds is not None and seconds > STREAM_ABOVE_SECONDS:
-                # Decoded block by block: memory does not grow with the recording's length.
-                return score_file_streamed(self, path, detector=detector, threshold=threshold)
-            y = self.load(path)
-        else:
-            y = self.prepare(audio, sample_rate=sample_rate)
-        return self.score_samples(y, detector=detector, threshold=threshold, path=path)
+            return score_path(self, audio, detector=detector, threshold=threshold)
+        y = self.prepare(audio, sample_rate=sample_rate)
+        return self.score_samples(y, detector=detector, threshold=threshold)
 
     def score_samples(
         self, y: np.ndarray, *, detector: str | None = None, threshold: float | None = None, path: str | None = None
     ) -> ScoreResult:
         """Score mono samples already at the model's rate."""
-        min_samples = self.window.min_samples(self.feature_params)
-        if y.shape[0] < min_samples:
-            seconds = min_samples / self.feature_params.sample_rate
-            raise AudioTooShortError(
-                path,
-                f"too short: {y.shape[0] / self.feature_params.sample_rate:.2f} s, one window needs {seconds:.2f} s",
-            )
-        window_scores = self.score_latents(self.embed(self.windows(self.features(y))), detector=detector)
-        return self.result(window_scores, detector=detector, threshold=threshold, path=path)
+        detector = detector or self.default_detector
+        scores = score_mono(self, y, detectors=[detector], path=path)
+        return self.result(scores.window_scores[detector], detector=detector, threshold=threshold, path=path)
 
     def result(
         self, window_scores: np.ndarray, *, detector: str | None = None, threshold: float | None = None, path=None
@@ -287,10 +222,7 @@ class Model:
         detector = detector or self.default_detector
         threshold = self.thresholds[detector] if threshold is None else float(threshold)
         score = aggregate_scores(window_scores, rule=self.aggregate)
-        hop_seconds = self.feature_params.hop_length / self.feature_params.sample_rate
-        starts = np.arange(window_scores.shape[0]) * self.window.hop_frames * hop_seconds
-        # Frame j is centred on sample j*hop, so a window starts half a frame earlier, clipped at 0.
-        starts = np.maximum(starts - self.feature_params.n_fft / 2 / self.feature_params.sample_rate, 0.0)
+        starts = self.encoder.window_starts(window_scores.shape[0])
         return ScoreResult(
             window_scores=window_scores,
             window_starts=starts,
@@ -305,8 +237,8 @@ class Model:
 
     @property
     def window_seconds(self) -> float:
-        p = self.feature_params
-        return ((self.window.frames - 1) * p.hop_length + p.n_fft) / p.sample_rate
+        """Length of one analysis window in seconds."""
+        return self.encoder.window_seconds
 
     def enroll(self, normal, *, out: str | os.PathLike[str], **options: Any) -> Model:
         """A new bundle for one machine: this model's encoder, detector(s) fitted on ``normal`` recordings.

@@ -18,7 +18,7 @@ import soxr
 
 from .audio import check_samples, select_channel
 from .errors import AudioTooShortError
-from .features import mel_power_to_db, power_spectrogram
+from .scoring import STREAM_ABOVE_SECONDS, too_short
 
 __all__ = [
     "STREAM_ABOVE_SECONDS",
@@ -56,16 +56,18 @@ class StreamingScorer:
         self.model = model
         self.detector = detector or model.default_detector
         self.threshold = threshold
-        p = model.feature_params
-        self._p = p
-        rate = sample_rate or p.sample_rate
+        # The encoder kind says how samples become frames and frames become windows.
+        g = model.encoder.stream
+        self._g = g
+        self._rate = model.sample_rate
+        rate = sample_rate or self._rate
         self._resampler = (
             None
-            if rate == p.sample_rate
-            else soxr.ResampleStream(rate, p.sample_rate, 1, dtype="float32", quality="HQ")
+            if rate == self._rate
+            else soxr.ResampleStream(rate, self._rate, 1, dtype="float32", quality="HQ")
         )
-        self._samples = np.zeros(p.n_fft // 2, dtype=np.float32)  # centred framing's left padding
-        self._frames = np.zeros((p.n_mels, 0), dtype=np.float32)  # frames not yet past every window
+        self._samples = np.zeros(g.pad_samples, dtype=np.float32)  # centred framing's left padding
+        self._frames = np.zeros((g.n_features, 0), dtype=np.float32)  # frames not yet past every window
         self._frames_offset = 0  # absolute index of self._frames[:, 0]
         self._n_frames = 0
         self._scores: list[np.ndarray] = []
@@ -95,37 +97,37 @@ class StreamingScorer:
         return self._consume(chunk)
 
     def _consume(self, mono: np.ndarray, *, received: bool = True) -> StreamUpdate:
-        p = self._p
+        g = self._g
         if received:
             self._received += mono.shape[0]
         self._samples = np.concatenate([self._samples, mono])
-        n_new = 0 if self._samples.shape[0] < p.n_fft else 1 + (self._samples.shape[0] - p.n_fft) // p.hop_length
+        n = self._samples.shape[0]
+        n_new = 0 if n < g.frame_length else 1 + (n - g.frame_length) // g.frame_hop
         if n_new:
-            used = (n_new - 1) * p.hop_length + p.n_fft
-            power = power_spectrogram(self._samples[:used], n_fft=p.n_fft, hop_length=p.hop_length, center=False)
-            new_frames = mel_power_to_db(power, params=p)
-            self._samples = self._samples[n_new * p.hop_length :]
+            used = (n_new - 1) * g.frame_hop + g.frame_length
+            new_frames = self.model.encoder.frame_features(self._samples[:used])
+            self._samples = self._samples[n_new * g.frame_hop :]
             self._frames = np.concatenate([self._frames, new_frames], axis=1)
             self._n_frames += n_new
         else:
-            new_frames = np.zeros((p.n_mels, 0), dtype=np.float32)
+            new_frames = np.zeros((g.n_features, 0), dtype=np.float32)
         scores, first = self._score_ready_windows()
         return StreamUpdate(frames=new_frames, window_scores=scores, first_window=first)
 
     def _score_ready_windows(self) -> tuple[np.ndarray, int]:
-        w = self.model.window
+        length, hop = self._g.window_frames, self._g.window_hop_frames
         first = self._n_windows
-        n_ready = 0 if self._n_frames < w.frames else 1 + (self._n_frames - w.frames) // w.hop_frames
+        n_ready = 0 if self._n_frames < length else 1 + (self._n_frames - length) // hop
         if n_ready <= first:
             return np.zeros(0), first
-        start = first * w.hop_frames - self._frames_offset
-        stop = (n_ready - 1) * w.hop_frames + w.frames - self._frames_offset
+        start = first * hop - self._frames_offset
+        stop = (n_ready - 1) * hop + length - self._frames_offset
         windows = self.model.windows(self._frames[:, start:stop])
         scores = self.model.score_latents(self.model.embed(windows), detector=self.detector)
         self._scores.append(scores)
         self._n_windows = n_ready
         # Keep only frames that a later window still needs.
-        keep_from = n_ready * w.hop_frames - self._frames_offset
+        keep_from = n_ready * hop - self._frames_offset
         self._frames = self._frames[:, keep_from:]
         self._frames_offset += keep_from
         return scores, first
@@ -140,21 +142,13 @@ class StreamingScorer:
             else np.zeros(0, np.float32)
         )
         self._consume(tail)
-        p = self._p
         # Right padding of centred framing; it adds frames but is not audio received.
-        self._consume(np.zeros(p.n_fft // 2, dtype=np.float32), received=False)
+        self._consume(np.zeros(self._g.pad_samples, dtype=np.float32), received=False)
         self._finished = True
         if self._n_windows == 0:
-            need = self.model.window.min_samples(p) / p.sample_rate
-            raise AudioTooShortError(
-                None, f"too short: {self._received / p.sample_rate:.2f} s, one window needs {need:.2f} s"
-            )
+            raise too_short(self.model, self._received)
         return self.model.result(self.window_scores, detector=self.detector, threshold=self.threshold)
 
-
-#: Files longer than this are decoded and scored block by block (see :func:`score_file_streamed`).
-#: Below it, whole-file decoding is a little faster and memory is small anyway.
-STREAM_ABOVE_SECONDS = 120.0
 
 #: Frames decoded per block when streaming a file: 4 s at 16 kHz, 256 KiB per channel.
 STREAM_BLOCK_FRAMES = 1 << 16

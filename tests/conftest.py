@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 DATA_DIR = TESTS_DIR / "data"
 EXAMPLES_DIR = REPO_ROOT / "examples"
+
+# The studies (studies/) are not installed: they run from a checkout, so the tests import them from here.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 #: Every real clip in tests/data, as pytest parameters named by file.
 DATA_CLIPS = sorted(DATA_DIR.glob("*.flac"))

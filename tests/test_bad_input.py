@@ -434,16 +434,17 @@ def test_file_decoding_longer_than_its_header_says_is_streamed(tmp_path, fan_mod
     """A file whose data outlasts the whole-file limit (its header said less, or nothing) is
     scored block by block instead of being held in memory. The limit is lowered to 5 s here so a
     10 s real clip crosses it; the streamed scores equal whole-file scoring within rounding."""
-    import soundsentry.batch
+    import soundsentry.scoring
+    import soundsentry.streaming
 
     path = tmp_path / "clip.flac"
     shutil.copy(MONO_CLIP, path)
     whole = score_file(fan_model, str(path), detector=None, threshold=None)
-    monkeypatch.setattr(soundsentry.batch, "WHOLE_DECODE_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(soundsentry.scoring, "WHOLE_DECODE_MAX_SECONDS", 5.0)
     streamed = []
-    real = soundsentry.batch.score_file_streamed
+    real = soundsentry.streaming.score_file_streamed
     monkeypatch.setattr(
-        soundsentry.batch, "score_file_streamed", lambda *a, **k: streamed.append(a[1]) or real(*a, **k)
+        soundsentry.streaming, "score_file_streamed", lambda *a, **k: streamed.append(a[1]) or real(*a, **k)
     )
     row = score_file(fan_model, str(path), detector=None, threshold=None)
     assert streamed == [str(path)]

@@ -371,7 +371,8 @@ def test_cli_enroll_knn_and_mahalanobis_then_score(tmp_path, capsys):
 def test_study_keeps_only_machines_the_bundle_did_not_hear():
     """The enrollment study's held-out machines come from the card's training and validation clip lists."""
     from soundsentry.train.data import Clip
-    from soundsentry.train.enrollment_study import held_out_machines, machine_key
+
+    from studies.enrollment_study import held_out_machines, machine_key
 
     def clip(mtype, mid, dataset):
         return Clip(path=DATA_DIR / "x.flac", machine_type=mtype, machine_id=mid, dataset=dataset)

@@ -18,8 +18,8 @@ from soundsentry.evaluate import (
     read_labelled_clips,
     score_clips,
     training_fingerprints,
-    write_report,
 )
+from soundsentry.evaluate_report import write_report
 
 from .conftest import ABNORMAL_CLIP, DATA_DIR, MONO_CLIP, requires
 

@@ -244,8 +244,11 @@ def test_file_only_mode_and_clear_messages(qtbot, settings, tmp_path):
     bad.write_text("hello")
     open_file(qtbot, win, bad)
     assert str(bad) in win.banner.text() and "decode" in win.banner.text()
-    # The previous file is still shown; the app goes on.
-    assert win.analysis.path == str(NORMAL)
+    # Nothing of the previous file stays on screen under the failed file's name; the app goes on.
+    assert win.analysis is None and win.view.image.image is None
+    assert win.view.score_curve.getData()[1] is None or len(win.view.score_curve.getData()[1]) == 0
+    assert "NORMAL" not in win.verdict_badge.text() and "not-audio.flac" in win.title_label.text()
+    assert not win.play_action.isEnabled() and not win.export_png_action.isEnabled()
 
     with qtbot.waitSignal(win.message, timeout=WAIT, check_params_cb=lambda t: "Cannot load the model" in t):
         win.load_model(str(tmp_path / "no-such-bundle"))
@@ -488,7 +491,7 @@ def test_enrollment_problem_is_shown(qtbot, settings, tmp_path):
 
 
 def test_enroll_dialog_offers_the_detectors_with_lof_by_default(qtbot, settings):
-    from soundsentry.gui.window import EnrollDialog
+    from soundsentry.gui.enrollment import EnrollDialog
 
     win = make_window(qtbot, settings)
     dlg = EnrollDialog(win)
@@ -504,7 +507,7 @@ def test_enroll_dialog_offers_the_detectors_with_lof_by_default(qtbot, settings)
 def test_enroll_dialog_greys_out_ocsvm_without_the_train_extra(qtbot, settings, monkeypatch):
     import importlib.util
 
-    from soundsentry.gui import window as window_module
+    from soundsentry.gui import enrollment as window_module
 
     real_find_spec = importlib.util.find_spec
 
@@ -525,7 +528,7 @@ def test_enroll_dialog_greys_out_ocsvm_without_the_train_extra(qtbot, settings, 
 @requires("sklearn")
 @requires("skl2onnx")
 def test_enroll_dialog_offers_ocsvm_with_the_train_extra(qtbot, settings):
-    from soundsentry.gui.window import EnrollDialog
+    from soundsentry.gui.enrollment import EnrollDialog
 
     win = make_window(qtbot, settings)
     dlg = EnrollDialog(win)
@@ -709,7 +712,7 @@ def test_bundle_folder_from_disk_is_listed_and_remembered(qtbot, settings, fan_m
 
 
 def test_enroll_dialog_collects_files_folders_and_the_recording(qtbot, settings):
-    from soundsentry.gui.window import RECORDING_ITEM, EnrollDialog
+    from soundsentry.gui.enrollment import RECORDING_ITEM, EnrollDialog
 
     backend = ClipBackend(NORMAL, speed=4.0)
     win = make_window(qtbot, settings, backend)

@@ -1,4 +1,4 @@
-"""The level check behind docs/accuracy.md's fan id_00 section (soundsentry.train.level_check)."""
+"""The level check behind docs/accuracy.md's fan id_00 section (studies.level_check)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .conftest import MONO_CLIP
 
 
 def test_level_is_the_channel_0_rms_in_dbfs_and_follows_a_gain(tmp_path):
-    from soundsentry.train.level_check import clip_level_db
+    from studies.level_check import clip_level_db
 
     samples, rate = sf.read(MONO_CLIP, always_2d=True)
     expected = 20 * np.log10(np.sqrt(np.mean(samples[:, 0] ** 2)))
@@ -22,7 +22,8 @@ def test_level_is_the_channel_0_rms_in_dbfs_and_follows_a_gain(tmp_path):
 
 def test_level_tables_group_by_source_label_and_recorded_snr(tmp_path):
     from soundsentry.train.data import Clip
-    from soundsentry.train.level_check import level_markdown
+
+    from studies.level_check import level_markdown
 
     samples, rate = sf.read(MONO_CLIP, always_2d=True)
     clips = []

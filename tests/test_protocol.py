@@ -1,4 +1,4 @@
-"""The evaluation protocol (soundsentry.train.protocol) and the accuracy doc: no leaks, honest counts.
+"""The evaluation protocol (studies.protocol) and the accuracy doc: no leaks, honest counts.
 
 Pure Python on synthetic clip lists: no audio is read, so these run without the [train] extra's
 TensorFlow (they only need the train package importable).
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from soundsentry.train.data import Clip
-from soundsentry.train.protocol import (
+
+from studies.protocol import (
     MIN_TEST_CLIPS,
     all_normals_split,
     cross_machine_split,
@@ -129,7 +130,7 @@ def test_too_thin(n_normal, n_abnormal, thin):
 
 
 def test_normal_only_criterion_prefers_a_model_whose_held_out_normals_look_like_its_training_normals():
-    from soundsentry.train.accuracy import normal_only_criterion
+    from studies.accuracy import normal_only_criterion
 
     loo = [1.0, 1.1, 0.9, 1.05, 0.95]
     generalises = normal_only_criterion([1.0, 1.02, *loo], 2)
@@ -166,7 +167,7 @@ def _results(thin: bool) -> dict:
 
 
 def test_doc_quotes_figures_with_their_counts_and_never_for_a_thin_test():
-    from soundsentry.train.accuracy_doc import render
+    from studies.accuracy_doc import render
 
     rows = [line for line in render(_results(thin=False)).splitlines() if line.startswith("| fan | cross-machine")]
     assert len(rows) == 3
@@ -176,7 +177,7 @@ def test_doc_quotes_figures_with_their_counts_and_never_for_a_thin_test():
 
 
 def test_doc_includes_the_enrollment_section_when_given():
-    from soundsentry.train.accuracy_doc import render
+    from studies.accuracy_doc import render
 
     assert "AUC vs enrolled clips" in render(_results(thin=False), enrollment="### AUC vs enrolled clips\n")
     assert "Not run here" in render(_results(thin=False))

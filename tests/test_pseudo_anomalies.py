@@ -1,4 +1,4 @@
-"""Synthetic faults on normal clips (soundsentry.train.pseudo_anomalies), the model-selection probe.
+"""Synthetic faults on normal clips (studies.pseudo_anomalies), the model-selection probe.
 
 They must be what the accuracy document says they are (family, level, seeded), and the probe's
 AUC must be the AUC of the runtime's own clip scores (checked against scikit-learn).
@@ -29,7 +29,7 @@ def _rms(x) -> float:
 
 @pytest.mark.parametrize("family", ["tone", "clicks"])
 def test_additive_faults_have_the_documented_level(family):
-    from soundsentry.train.pseudo_anomalies import FAMILIES, make_pseudo_anomaly
+    from studies.pseudo_anomalies import FAMILIES, make_pseudo_anomaly
 
     y = _clip()
     added = make_pseudo_anomaly(y, family=family, rng=np.random.default_rng(1)) - y
@@ -41,7 +41,7 @@ def test_additive_faults_have_the_documented_level(family):
 
 
 def test_band_fault_changes_one_octave_by_its_gain_and_leaves_the_rest():
-    from soundsentry.train.pseudo_anomalies import FAMILIES, make_pseudo_anomaly
+    from studies.pseudo_anomalies import FAMILIES, make_pseudo_anomaly
 
     y = _clip()
     out = make_pseudo_anomaly(y, family="band", rng=np.random.default_rng(3))
@@ -54,7 +54,7 @@ def test_band_fault_changes_one_octave_by_its_gain_and_leaves_the_rest():
 
 
 def test_modulation_makes_the_level_beat():
-    from soundsentry.train.pseudo_anomalies import make_pseudo_anomaly
+    from studies.pseudo_anomalies import make_pseudo_anomaly
 
     y = _clip()
     out = make_pseudo_anomaly(y, family="modulation", rng=np.random.default_rng(0))
@@ -64,7 +64,7 @@ def test_modulation_makes_the_level_beat():
 
 
 def test_faults_are_seeded_and_unknown_families_refused():
-    from soundsentry.train.pseudo_anomalies import make_pseudo_anomaly
+    from studies.pseudo_anomalies import make_pseudo_anomaly
 
     y = _clip()
     a = make_pseudo_anomaly(y, family="tone", rng=np.random.default_rng(7))
@@ -77,7 +77,8 @@ def test_faults_are_seeded_and_unknown_families_refused():
 def test_probe_auc_is_the_auc_of_the_runtime_scores(fan_model):
     from sklearn.metrics import roc_auc_score
     from soundsentry.train.data import Clip
-    from soundsentry.train.pseudo_anomalies import FAMILIES, pseudo_anomaly_auc, pseudo_anomaly_set
+
+    from studies.pseudo_anomalies import FAMILIES, pseudo_anomaly_auc, pseudo_anomaly_set
 
     probe = pseudo_anomaly_set([Clip(path=MULTICHANNEL_CLIP), Clip(path=MONO_CLIP)], max_channels=3)
     assert len(probe.normal) == 4  # 3 microphones of the MIMII file + the mono clip

@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import ABNORMAL_CLIP, DATA_CLIPS, MONO_CLIP, requires
 
-# TensorFlow must not be imported with oneDNN on (see soundsentry.train.tf_compat): set the switch
+# TensorFlow must not be imported with oneDNN on (see soundsentry.export.tf_compat): set the switch
 # before any test module imports it, and skip by looking the packages up instead of importing them.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 pytestmark = pytest.mark.skipif(
@@ -30,7 +30,8 @@ def test_dcase_vectors_match_the_baselines_recipe_with_librosa():
     import librosa
     import soundfile as sf
     from soundsentry.features import FeatureParams, log_mel_spectrogram
-    from soundsentry.train.references import dcase_vectors
+
+    from studies.references import dcase_vectors
 
     y, sr = sf.read(MONO_CLIP, dtype="float32")
     # The DCASE 2020 baseline's file_to_vector_array, step by step (common.py of the baseline).
@@ -46,7 +47,7 @@ def test_dcase_vectors_match_the_baselines_recipe_with_librosa():
 
 
 def test_seed_image_is_padded_to_320_frames():
-    from soundsentry.train.references import seed_image
+    from studies.references import seed_image
 
     spec = np.arange(128 * 313, dtype=np.float32).reshape(128, 313)
     img = seed_image(spec)
@@ -64,7 +65,7 @@ def _clips():
 
 
 def test_seed_reference_has_the_seeds_architecture_and_scores_clips():
-    from soundsentry.train.references import SeedReference
+    from studies.references import SeedReference
 
     train, validation, test = _clips()
     ref = SeedReference(epochs=1).fit(train, validation)
@@ -82,7 +83,7 @@ def test_seed_reference_has_the_seeds_architecture_and_scores_clips():
 
 
 def test_dcase_baseline_has_the_baselines_architecture_and_scores_clips():
-    from soundsentry.train.references import DcaseBaseline
+    from studies.references import DcaseBaseline
 
     train, validation, test = _clips()
     ref = DcaseBaseline(epochs=2).fit(train, validation)

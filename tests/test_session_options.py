@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-from soundsentry.model import ENCODER_INPUT, ENCODER_OUTPUT
+from soundsentry.logmel_encoder import ENCODER_INPUT, ENCODER_OUTPUT
 from soundsentry.onnx_session import default_session_options, open_session
 
 from .conftest import DATA_CLIPS

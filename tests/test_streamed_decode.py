@@ -7,8 +7,9 @@ import pytest
 import soundfile as sf
 from soundsentry import AudioDecodeError, AudioTooShortError, InvalidAudioError
 from soundsentry.audio import AudioBlocks, read_audio, select_channel
-from soundsentry.batch import decode_file, score_file
+from soundsentry.batch import score_file
 from soundsentry.quality import SignalStats, signal_flags
+from soundsentry.scoring import decode as decode_file
 from soundsentry.streaming import STREAM_ABOVE_SECONDS, file_seconds, score_file_streamed
 
 from .conftest import DATA_CLIPS, MONO_CLIP, MULTICHANNEL_CLIP
@@ -74,7 +75,7 @@ def test_batch_streams_long_recordings_with_whole_file_results(fan_model, long_r
     def no_whole_file_decoding(*args, **kwargs):
         raise AssertionError("a long recording was decoded whole")
 
-    monkeypatch.setattr("soundsentry.batch.decode_file", no_whole_file_decoding)
+    monkeypatch.setattr("soundsentry.scoring.decode", no_whole_file_decoding)
     row = score_file(fan_model, str(long_recording), detector=None, threshold=None)
     assert row.error in ("", None)
     assert row.score == pytest.approx(whole.score, rel=1e-5, abs=1e-6)
@@ -89,7 +90,7 @@ def test_short_files_are_still_decoded_whole(fan_model, monkeypatch):
         calls.append(path)
         return real(model, path)
 
-    monkeypatch.setattr("soundsentry.batch.decode_file", spy)
+    monkeypatch.setattr("soundsentry.scoring.decode", spy)
     score_file(fan_model, str(MONO_CLIP), detector=None, threshold=None)
     assert calls == [str(MONO_CLIP)]
 

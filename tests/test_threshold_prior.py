@@ -1,4 +1,4 @@
-"""The measurement behind enrollment's threshold spreads (soundsentry.train.threshold_prior).
+"""The measurement behind enrollment's threshold spreads (studies.threshold_prior).
 
 The spreads in ``soundsentry.calibration.LOG_SPREAD_PRIORS`` mean something only if the bound the
 measurement fits is the bound ``soundsentry enroll`` applies, and if the shipped values are the
@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("soundsentry.train.threshold_prior")  # needs the [train] extra's data helpers
+pytest.importorskip("studies.threshold_prior")  # needs the [train] extra's data helpers
 
 from soundsentry.calibration import LOG_SPREAD_PRIORS, lognormal_threshold
 from soundsentry.enroll import enrollment_threshold
-from soundsentry.train.threshold_prior import Trial, false_alarm_rate, fit_spread, offset_bound
+
+from studies.threshold_prior import Trial, false_alarm_rate, fit_spread, offset_bound
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "enrollment_thresholds.md"
 
@@ -82,7 +83,7 @@ def test_fit_spread_is_the_smallest_that_keeps_false_alarms_at_one_percent():
 def test_shipped_spreads_are_the_measured_ones():
     """docs/enrollment_thresholds.md, written by the measurement, lists fitted and shipped spreads side by side."""
     text = DOC.read_text(encoding="utf-8")
-    assert "python -m soundsentry.train.threshold_prior" in text
+    assert "python -m studies.threshold_prior" in text
     rows = re.findall(r"^\| (lof|knn|mahalanobis) \| \d+ \| ([\d.]+) \| ([\d.]+) \| ([\d.]+), ([\d.]+) \|", text, re.M)
     assert {r[0] for r in rows} == set(LOG_SPREAD_PRIORS)
     for det, prior, single, used_prior, used_single in rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .tf_compat import import_tensorflow
+from soundsentry.export.tf_compat import import_tensorflow
 
 __all__ = ["build_autoencoder"]
 

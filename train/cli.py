@@ -7,7 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-__all__ = ["build_parser", "main"]
+from soundsentry.detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES
+from soundsentry.exit_codes import EXIT_USAGE
+
+__all__ = ["add_parser", "build_parser", "main", "run"]
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -41,12 +44,28 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--window-frames", type=int, default=64, help="analysis window in frames (multiple of 16)")
     parser.add_argument("--latent-dim", type=int, default=64)
     parser.add_argument(
-        "--detector", choices=["lof", "ocsvm", "knn", "mahalanobis"], default="lof", help="default detector in the card"
+        "--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help="default detector in the card"
     )
     return parser
 
 
+def add_parser(sub) -> argparse.ArgumentParser:
+    """``soundsentry train``: registered in the entry-point group ``soundsentry.commands`` (pyproject)."""
+    train = sub.add_parser("train", help="train a model bundle (needs the [train] extra)", add_help=True)
+    return build_parser(train)
+
+
 def run(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
+    # Only look for the packages: TensorFlow must first be imported through tf_compat.
+    if any(find_spec(name) is None for name in ("tensorflow", "sklearn", "tf2onnx", "skl2onnx")):
+        print('soundsentry train needs the [train] extra: pip install "soundsentry[train]"', file=sys.stderr)
+        return EXIT_USAGE
+    return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     # Heavy imports only now that the arguments are known to be valid.
     from .data import read_clips_csv, scan_folder, split_clips
     from .pipeline import TrainConfig, train_bundle

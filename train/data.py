@@ -7,33 +7,25 @@ measures a machine the model has not heard.
 
 from __future__ import annotations
 
-import csv
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from soundsentry.batch import AUDIO_SUFFIXES
+from soundsentry.clips import Clip, read_clips_csv
 
-__all__ = ["AUDIO_SUFFIXES", "Clip", "Split", "read_clips_csv", "scan_folder", "split_clips"]
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One recording and what is known about it."""
-
-    path: Path
-    machine_type: str = ""
-    machine_id: str = ""
-    label: str = "normal"
-    source: str = ""
-    dataset: str = ""
-    domain: str = ""
-    snr_db: str = ""
-    pcm_sha256: str = ""
-
-    @property
-    def is_normal(self) -> bool:
-        return self.label == "normal"
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "Clip",
+    "Split",
+    "all_normals_split",
+    "normal_clips",
+    "read_clips_csv",
+    "scan_folder",
+    "shipping_split",
+    "split_clips",
+    "validation_split",
+]
 
 
 @dataclass
@@ -46,27 +38,6 @@ class Split:
     description: str = ""
     #: Abnormal clips of the training machines: never trained on, and not in the held-out test either.
     unused_abnormal: list[Clip] = field(default_factory=list)
-
-
-def read_clips_csv(csv_path: str | Path) -> list[Clip]:
-    """Read a ``clips.csv`` like the one in ``shared/data/mimii`` (paths relative to it)."""
-    csv_path = Path(csv_path)
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [
-        Clip(
-            path=csv_path.parent / row["file"],
-            machine_type=row.get("machine_type", ""),
-            machine_id=row.get("machine_id", ""),
-            label=row.get("label", "normal"),
-            source=row.get("source_repo", ""),
-            dataset=row.get("dataset", ""),
-            domain=row.get("domain", ""),
-            snr_db=row.get("snr_db", ""),
-            pcm_sha256=row.get("pcm_sha256", ""),
-        )
-        for row in rows
-    ]
 
 
 def scan_folder(folder: str | Path, *, machine_type: str = "") -> list[Clip]:
@@ -123,4 +94,80 @@ def split_clips(
         test=test,
         description=description,
         unused_abnormal=unused,
+    )
+
+
+def validation_split(normals: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
+    """Seeded split of normal clips into (train, validation) by file; at least one of each."""
+    ordered = sorted(normals, key=lambda c: str(c.path))
+    random.Random(seed).shuffle(ordered)
+    n_val = min(max(1, round(fraction * len(ordered))), len(ordered) - 1)
+    return sorted(ordered[n_val:], key=lambda c: str(c.path)), ordered[:n_val]
+
+
+def all_normals_split(
+    clips: list[Clip],
+    *,
+    machine_types: tuple[str, ...] | None = None,
+    exclude: frozenset[str] = frozenset(),
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Every normal clip of the given types (default: all), for an encoder that has heard them all; no test.
+
+    ``exclude`` holds PCM sha256 digests (clips.csv's ``pcm_sha256``) of recordings to keep out.
+    """
+    normals, n_excluded = normal_clips(clips, machine_types=machine_types, exclude=exclude)
+    train, validation = validation_split(normals, validation_fraction, seed)
+    kinds = sorted({c.machine_type for c in normals})
+    return Split(
+        train=train,
+        validation=validation,
+        description=f"all types ({', '.join(kinds)}): train on {len(train)} and calibrate on {len(validation)} "
+        "normal clips"
+        + (f"; {n_excluded} example recording(s) held out" if n_excluded else "")
+        + "; no test set (every other normal clip is used)",
+        unused_abnormal=[c for c in clips if not c.is_normal],
+    )
+
+
+def normal_clips(
+    clips: list[Clip], *, machine_types: tuple[str, ...] | None, exclude: frozenset[str]
+) -> tuple[list[Clip], int]:
+    """Normal clips of the given types (None: all) minus the ``exclude``d recordings, and how many were left out."""
+    mine = [c for c in clips if c.is_normal and (machine_types is None or c.machine_type in machine_types)]
+    # By content, not by name: DCASE file names repeat across machine types and sources.
+    normals = [c for c in mine if not (c.pcm_sha256 and c.pcm_sha256 in exclude)]
+    return normals, len(mine) - len(normals)
+
+
+def shipping_split(
+    clips: list[Clip],
+    *,
+    machine_type: str,
+    exclude: frozenset[str] = frozenset(),
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Every normal clip of one type except the files named in ``exclude``: what a shipped bundle trains on.
+
+    The splits above measure a *recipe*; the bundle we ship is that recipe trained on every normal
+    recording of the type, because each machine it hears makes it more general on machines it
+    has not (its cards quote the recipe's held-out figures, not figures of this very model).
+    ``exclude`` (PCM sha256 digests, as in clips.csv) keeps the example recordings out, so that
+    scoring them still shows clips the model never heard.
+    """
+    normals, n_excluded = normal_clips(clips, machine_types=(machine_type,), exclude=exclude)
+    train, validation = validation_split(normals, validation_fraction, seed)
+    machines = sorted({c.machine_id or "unknown id" for c in normals})
+    return Split(
+        train=train,
+        validation=validation,
+        description=(
+            f"{machine_type} shipped: train on {len(train)} and calibrate on {len(validation)} normal clips of every "
+            f"{machine_type} machine in the data ({', '.join(machines)})"
+            + (f"; {n_excluded} example recording(s) held out" if n_excluded else "")
+            + "; no test set (the recipe's held-out figures are in the card's evidence)"
+        ),
+        unused_abnormal=[c for c in clips if c.machine_type == machine_type and not c.is_normal],
     )

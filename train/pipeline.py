@@ -1,42 +1,31 @@
 """Train, export, check and evaluate one model bundle from real normal clips.
 
 Data flow: clips -> log-mel spectrograms (soundsentry.features, the runtime's own code)
--> normalised windows -> autoencoder (Keras) -> encoder latents -> LOF, kNN and Mahalanobis
-(NumPy) and One-Class SVM (scikit-learn) -> ONNX/NPZ bundle -> checks -> evaluation with the runtime.
+-> normalised windows -> autoencoder (Keras) -> encoder latents -> every detector kind of the registry
+(soundsentry.detector_kinds) -> ONNX/NPZ bundle -> checks -> evaluation with the runtime.
 Abnormal clips are only ever scored in the final evaluation.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
-import platform
 import shutil
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from soundsentry.audio import read_audio, resample
-from soundsentry.bundle import FORMAT, FORMAT_VERSION
-from soundsentry.calibration import robust_threshold
-from soundsentry.detectors import KNearestNeighbors, LocalOutlierFactor, Mahalanobis
-from soundsentry.enroll import fit_detector
-from soundsentry.features import (
-    FeatureParams,
-    center_windows,
-    level_offsets,
-    log_mel_spectrogram,
-    sliding_windows,
-    window_levels,
-)
+from soundsentry.calibration import DEFAULT_QUANTILE, robust_threshold
+from soundsentry.card import SCORE_DIRECTION, card_header, package_versions, write_card
+from soundsentry.detector_kinds import DEFAULT_DETECTOR, KINDS, detector_kind
+from soundsentry.features import FeatureParams, analysis_windows, log_mel_spectrogram, window_levels
 from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
 
 from .data import Clip, Split
 
-__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "train_bundle"]
+__all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "pcm_sha256", "train_bundle", "training_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +49,7 @@ class TrainConfig:
     lof_neighbors: int = 20
     knn_neighbors: int = 5
     ocsvm_nu: float = 0.05
-    threshold_quantile: float = 0.99
+    threshold_quantile: float = DEFAULT_QUANTILE
     all_channels: bool = True
     channel_policy: str = "first"
     aggregate: str = "mean"
@@ -69,7 +58,7 @@ class TrainConfig:
     #: Move every window's level (mean dB) to the training windows' median level, as enrolled bundles
     #: do: a gain or distance change then leaves the window's spectral shape, and its score, alone.
     level: bool = False
-    default_detector: str = "lof"
+    default_detector: str = DEFAULT_DETECTOR
     features: FeatureParams = field(default_factory=FeatureParams)
 
 
@@ -83,19 +72,23 @@ def clip_spectrograms(clip: Clip, params: FeatureParams, *, all_channels: bool) 
     ]
 
 
-def _windows(
+def training_windows(
     specs: list[np.ndarray], mean, std, *, frames: int, hop: int, center: str = "none", level: float | None = None
 ) -> np.ndarray:
-    parts = []
-    for s in specs:
-        w = sliding_windows((s - mean) / std, length=frames, hop=hop)
-        if level is not None:  # the runtime's level step (Model.windows), the same function
-            w = w - level_offsets(s, reference_db=level, std=std, length=frames, hop=hop)
-        parts.append(center_windows(w, mode=center))
+    """Encoder input windows of several spectrograms, concatenated: the runtime's own assembly per spectrogram.
+
+    :func:`soundsentry.features.analysis_windows` is what :meth:`soundsentry.Model.windows` calls, so
+    the detectors are fitted on exactly the inputs scoring produces.
+    """
+    parts = [
+        analysis_windows(s, mean=mean, std=std, length=frames, hop=hop, center=center, level_reference_db=level)
+        for s in specs
+    ]
     return np.concatenate(parts).astype(np.float32)
 
 
-def _pcm_sha256(path: Path) -> str:
+def pcm_sha256(path: Path) -> str:
+    """SHA-256 of a recording's 16-bit PCM samples: the same sound gives the same digest whatever its container."""
     samples, _ = read_audio(path)
     return hashlib.sha256(np.round(samples * 32768).astype("<i2").tobytes()).hexdigest()
 
@@ -107,34 +100,14 @@ def _clip_entry(clip: Clip) -> dict[str, str]:
         "source": clip.source,
         "dataset": clip.dataset,
         "domain": clip.domain,
-        "pcm_sha256": clip.pcm_sha256 or _pcm_sha256(clip.path),
+        "pcm_sha256": clip.pcm_sha256 or pcm_sha256(clip.path),
     }
 
 
-def _versions() -> dict[str, str]:
-    names = [
-        "soundsentry",
-        "numpy",
-        "tensorflow",
-        "keras",
-        "tf2onnx",
-        "onnx",
-        "onnxruntime",
-        "scikit-learn",
-        "skl2onnx",
-    ]
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def _train_autoencoder(config: TrainConfig, train_x: np.ndarray, val_x: np.ndarray):
+    from soundsentry.export.tf_compat import import_tensorflow
+
     from .autoencoder import build_autoencoder
-    from .tf_compat import import_tensorflow
 
     import_tensorflow()
     import keras
@@ -171,10 +144,8 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
 
     Returns the card that was written.
     """
-    from soundsentry.export.card import write_card
     from soundsentry.export.encoder import export_encoder
-    from soundsentry.export.ocsvm import export_ocsvm
-    from soundsentry.export.verify import check_encoder, check_knn, check_lof, check_mahalanobis, check_ocsvm
+    from soundsentry.export.verify import check_encoder
 
     params = config.features
     frames, hop, center = config.window_frames, config.window_hop_frames, config.center
@@ -192,7 +163,7 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         level = round(float(np.median(np.concatenate(levels))), 4)
 
     def windows(specs_by_clip, step):
-        return _windows(
+        return training_windows(
             [s for specs in specs_by_clip.values() for s in specs],
             mean,
             std,
@@ -210,35 +181,30 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
     # Detectors are fitted on scoring-hop windows of the training clips, each window tagged with its clip.
     ref_parts, ref_owner = [], []
     for i, specs in enumerate(train_specs.values()):
-        w = _windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level)
+        w = training_windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level)
         ref_parts.append(encoder.predict(w, verbose=0))
         ref_owner.append(np.full(len(w), i))
     reference = np.concatenate(ref_parts).astype(np.float32).astype(np.float64)
     owner = np.concatenate(ref_owner)
-    # The same fitting code as enrollment (soundsentry.enroll.fit_detector), for every detector.
+    # The same fitting code as enrollment (the registry's fit hooks), for every detector kind.
     detector_params: dict[str, dict[str, Any]] = {
-        "lof": {"n_neighbors": config.lof_neighbors},
-        "ocsvm": {"nu": config.ocsvm_nu, "gamma": "scale"},
-        "knn": {"n_neighbors": config.knn_neighbors},
-        "mahalanobis": {},
+        k.name: k.resolve_params(**{p: getattr(config, f) for p, f in k.config_fields.items()}) for k in KINDS
     }
-    fitted = {name: fit_detector(name, reference, params=p) for name, p in detector_params.items()}
-    lof, knn, maha = fitted["lof"], fitted["knn"], fitted["mahalanobis"]
-    svm = fitted["ocsvm"].svm  # scikit-learn's estimator, for the ONNX export
+    fitted = {k.name: k.fit_latents(reference, params=detector_params[k.name]) for k in KINDS}
 
     # Threshold calibration from normal clips only: held-out validation clips, plus each training
     # clip scored by detectors refitted without it (leave-one-clip-out).
     val_latents = [
-        encoder.predict(_windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level), verbose=0)
+        encoder.predict(training_windows(specs, mean, std, frames=frames, hop=hop, center=center, level=level), verbose=0)
         for specs in val_specs.values()
     ]
     calib = {name: [float(np.mean(d.anomaly_score(lat))) for lat in val_latents] for name, d in fitted.items()}
     for i, specs in enumerate(train_specs.values() if len(train_specs) > 1 else []):
         rest = reference[owner != i]
-        scoring_view = _windows(specs[:1], mean, std, frames=frames, hop=hop, center=center, level=level)
+        scoring_view = training_windows(specs[:1], mean, std, frames=frames, hop=hop, center=center, level=level)
         lat = encoder.predict(scoring_view, verbose=0)
         for name, p in detector_params.items():
-            calib[name].append(float(np.mean(fit_detector(name, rest, params=p).anomaly_score(lat))))
+            calib[name].append(float(np.mean(detector_kind(name).fit_latents(rest, params=p).anomaly_score(lat))))
     thresholds = {k: robust_threshold(v, quantile=config.threshold_quantile) for k, v in calib.items()}
 
     out = Path(out)
@@ -246,34 +212,25 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
         shutil.rmtree(out)
     out.mkdir(parents=True)
     export_encoder(encoder, out / "encoder.onnx", n_mels=params.n_mels, frames=frames)
-    export_ocsvm(svm, out / "ocsvm.onnx", latent_dim=config.latent_dim)
-    lof.save(out / "lof.npz")
-    knn.save(out / "knn.npz")
-    maha.save(out / "mahalanobis.npz")
+    for k in KINDS:
+        k.save_fitted(fitted[k.name], out / k.file, latent_dim=config.latent_dim)
 
     # Check every exported part against its reference before the card makes the bundle usable.
     check_windows = np.concatenate([val_x, train_x[:: max(1, len(train_x) // 256)]])
     check_latents = np.concatenate(val_latents).astype(np.float64)
     checks = {
         "encoder_onnx_vs_keras_rel_err": check_encoder(out / "encoder.onnx", encoder, check_windows),
-        "ocsvm_onnx_vs_sklearn_rel_err": check_ocsvm(out / "ocsvm.onnx", svm, check_latents),
-        "lof_numpy_vs_sklearn_rel_err": check_lof(LocalOutlierFactor.load(out / "lof.npz"), reference, check_latents),
-        "knn_numpy_vs_sklearn_rel_err": check_knn(KNearestNeighbors.load(out / "knn.npz"), reference, check_latents),
-        "mahalanobis_numpy_vs_sklearn_rel_err": check_mahalanobis(
-            Mahalanobis.load(out / "mahalanobis.npz"), reference, check_latents
-        ),
     }
+    for k in KINDS:
+        # Keys as before the registry: "<name>_onnx_vs_sklearn_rel_err" for ONNX files, "_numpy_" for NumPy ones.
+        impl = "onnx" if k.file.endswith(".onnx") else "numpy"
+        checks[f"{k.name}_{impl}_vs_sklearn_rel_err"] = k.check_saved(out / k.file, fitted[k.name], reference, check_latents)
     threshold_rule = (
         f"{config.threshold_quantile:.0%} quantile of a normal distribution fitted robustly (median, MAD) to the clip scores of "
         f"{len(split.validation)} held-out normal clips and {len(split.train)} training clips scored leave-one-clip-out"
     )
-    card: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": config.name,
-        "machine_type": config.machine_type,
-        "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "score_direction": "higher is more anomalous; abnormal when the clip score exceeds the threshold",
+    card: dict[str, Any] = card_header(name=config.name, machine_type=config.machine_type) | {
+        "score_direction": SCORE_DIRECTION,
         "features": params.to_dict() | {"kind": "log-mel power in dB (10*log10, ref 1.0), centred frames, Slaney mel"},
         "window": {
             "frames": frames,
@@ -306,41 +263,14 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
             "input_shape": [None, params.n_mels, frames],
         },
         "detectors": {
-            "lof": {
-                "file": "lof.npz",
-                "n_neighbors": lof.n_neighbors_,
-                "n_reference": len(reference),
-                "threshold": thresholds["lof"],
+            k.name: {"file": k.file}
+            | k.card_fields(fitted[k.name], params=detector_params[k.name], n_reference=len(reference))
+            | {
+                "threshold": thresholds[k.name],
                 "threshold_rule": threshold_rule,
-                "calibration_scores": [round(s, 6) for s in calib["lof"]],
-            },
-            "ocsvm": {
-                "file": "ocsvm.onnx",
-                "input": "latent",
-                "output": "scores",
-                "nu": config.ocsvm_nu,
-                "gamma": "scale",
-                "threshold": thresholds["ocsvm"],
-                "threshold_rule": threshold_rule,
-                "calibration_scores": [round(s, 6) for s in calib["ocsvm"]],
-            },
-            "knn": {
-                "file": "knn.npz",
-                "n_neighbors": knn.n_neighbors_,
-                "n_reference": len(reference),
-                "threshold": thresholds["knn"],
-                "threshold_rule": threshold_rule,
-                "calibration_scores": [round(s, 6) for s in calib["knn"]],
-            },
-            "mahalanobis": {
-                "file": "mahalanobis.npz",
-                "n_reference": len(reference),
-                "covariance": "Ledoit-Wolf shrunk",
-                "shrinkage": round(maha.shrinkage_, 6),
-                "threshold": thresholds["mahalanobis"],
-                "threshold_rule": threshold_rule,
-                "calibration_scores": [round(s, 6) for s in calib["mahalanobis"]],
-            },
+                "calibration_scores": [round(s, 6) for s in calib[k.name]],
+            }
+            for k in KINDS
         },
         "default_detector": config.default_detector,
         "aggregate": config.aggregate,
@@ -353,9 +283,9 @@ def train_bundle(config: TrainConfig, split: Split, out: str | Path) -> dict[str
             "validation_clips": [_clip_entry(c) for c in split.validation],
         },
         "export_checks": checks,
-        "versions": _versions(),
+        "versions": package_versions(),
     }
-    files = ["encoder.onnx", "ocsvm.onnx", "lof.npz", "knn.npz", "mahalanobis.npz"]
+    files = ["encoder.onnx", *(k.file for k in KINDS)]
     write_card(out, card, files=files)
     if split.test:
         card["evaluation"] = evaluate_bundle(out, split.test)

@@ -11,7 +11,7 @@ so a model that flags a microphone move as a fault is penalised too: that is dri
 The four families follow the faults the MIMII paper names (imbalance, rubbing, clogging,
 leakage, damaged parts) in their most generic acoustic form. Their strengths were picked
 beforehand and checked once, on normal clips only, not to be trivially easy or impossible for
-the previously shipped models (``python -m soundsentry.train.pseudo_anomalies --bundle DIR
+the previously shipped models (``python -m studies.pseudo_anomalies --bundle DIR
 CLIP...`` prints the AUC per family); they were not tuned. Every candidate is judged on the
 very same perturbed samples (seeded per clip, channel and family).
 
@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 from soundsentry.audio import read_audio, resample
 from soundsentry.metrics import roc_auc
-from soundsentry.model import Model, aggregate_scores, load_model
-
-from .data import Clip
+from soundsentry.model import Model, load_model
+from soundsentry.scoring import score_mono
+from soundsentry.train.data import Clip
 
 __all__ = ["FAMILIES", "PseudoAnomalySet", "make_pseudo_anomaly", "pseudo_anomaly_auc", "pseudo_anomaly_set"]
 
@@ -155,9 +155,10 @@ def pseudo_anomaly_set(clips: list[Clip], *, seed: int = 0, max_channels: int = 
 def _clip_scores(model: Model, views: list[np.ndarray], detectors: list[str]) -> dict[str, np.ndarray]:
     scores: dict[str, list[float]] = {d: [] for d in detectors}
     for y in views:
-        latents = model.embed(model.windows(model.features(y)))  # once per view, shared by every detector
+        # The runtime's scoring path: embedded once per view, shared by every detector.
+        clip = score_mono(model, y, detectors=detectors).clip_scores(rule=model.aggregate)
         for d in detectors:
-            scores[d].append(aggregate_scores(model.score_latents(latents, detector=d), rule=model.aggregate))
+            scores[d].append(clip[d])
     return {d: np.asarray(v) for d, v in scores.items()}
 
 
@@ -187,7 +188,7 @@ def _auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Print a bundle's pseudo-anomaly AUCs on the given normal clips (files or a clips.csv filter)."""
-    parser = argparse.ArgumentParser(prog="python -m soundsentry.train.pseudo_anomalies", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m studies.pseudo_anomalies", description=main.__doc__)
     parser.add_argument("--bundle", required=True, help="model bundle (name or folder)")
     parser.add_argument("normal", nargs="+", type=Path, help="normal clips (never abnormal ones)")
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ mix as much as on the fault. This module measures it: the channel-0 RMS level in
 clip, grouped by source repository, label and recorded SNR, next to the clips whose SNR the
 data records. It reads audio only; it trains and chooses nothing.
 
-``python -m soundsentry.train.level_check --data ../shared/data/mimii/clips.csv --type fan --machine id_00``
+``python -m studies.level_check --data ../shared/data/mimii/clips.csv --type fan --machine id_00``
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from soundsentry.audio import read_audio
-
-from .data import Clip, read_clips_csv
+from soundsentry.train.data import Clip, read_clips_csv
 
 __all__ = ["clip_level_db", "level_markdown"]
 
@@ -71,7 +70,7 @@ def level_markdown(clips: list[Clip], *, machine_type: str, machines: tuple[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m soundsentry.train.level_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studies.level_check", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="clips.csv of the shared MIMII clips")
     parser.add_argument("--type", default="fan", help="machine type (default: fan)")
     parser.add_argument("--machine", action="append", help="machine id(s) (default: id_00)")

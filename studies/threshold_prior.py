@@ -1,6 +1,6 @@
 """How far apart normal recordings of one machine score: the priors of enrollment's threshold rule.
 
-Run ``python -m soundsentry.train.threshold_prior --data ../shared/data/mimii/clips.csv --out
+Run ``python -m studies.threshold_prior --data ../shared/data/mimii/clips.csv --out
 docs/enrollment_thresholds.md``. Normal recordings only; no abnormal clip is read.
 
 Enrollment sets a threshold from one to a few normal recordings
@@ -46,9 +46,9 @@ from soundsentry.bundle import list_shipped_models
 from soundsentry.calibration import LOG_SPREAD_PRIORS, PRIOR_WEIGHT, robust_threshold
 from soundsentry.enroll import calibration_plan, calibration_scores, fit_detector, level_reference
 from soundsentry.model import Model, aggregate_scores, load_model
+from soundsentry.train.data import Clip, read_clips_csv
 
-from .data import Clip, read_clips_csv
-from .enrollment_study import LatentCache, _draws, _heard_clips, machine_key, session_key
+from .enrollment_study import LatentCache, draw_subsets, heard_clips, machine_key, session_key
 
 __all__ = ["Trial", "collect_trials", "false_alarm_rate", "fit_spread", "offset_bound", "robust_rule_false_alarm_rate"]
 
@@ -159,7 +159,7 @@ def collect_trials(
     cache = LatentCache(model)
     trials: list[Trial] = []
     for key, rec in sorted(machines.items()):
-        if _heard_clips(model.card, rec):
+        if heard_clips(model.card, rec):
             continue
         sessions: dict[str, list[Clip]] = {}
         for c in sorted(rec, key=lambda c: str(c.path)):
@@ -171,7 +171,7 @@ def collect_trials(
         for n in sizes:
             if n > len(main) - 1 and not (others and n <= len(main)):
                 continue
-            for idx in _draws(len(main), n, draws, rng):
+            for idx in draw_subsets(len(main), n, draws, rng):
                 enrolled = [main[i] for i in idx]
                 held = [c for i, c in enumerate(main) if i not in idx]
                 level = None
@@ -233,7 +233,7 @@ def report(trials: list[Trial], *, quantile: float, command: str) -> tuple[dict[
         "# Enrollment thresholds: how far apart normal recordings of one machine score",
         "",
         f"Generated {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} by `{command}` "
-        "(`soundsentry.train.threshold_prior`; its docstring gives the method). Normal recordings only: no abnormal "
+        "(`studies.threshold_prior`; its docstring gives the method). Normal recordings only: no abnormal "
         "clip is read.",
         "",
         "`soundsentry enroll` sets a detector's threshold at the 99 % upper prediction bound of a log-normal fitted to "
@@ -332,7 +332,7 @@ def report(trials: list[Trial], *, quantile: float, command: str) -> tuple[dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m soundsentry.train.threshold_prior", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m studies.threshold_prior", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="clips.csv of the shared MIMII clips")
     p.add_argument("--bundle", action="append", help="bundle(s) (default: the shipped type bundles)")
     p.add_argument("--out", type=Path, help="write the Markdown here")
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     trials: list[Trial] = []
     for name in args.bundle or [n for n in list_shipped_models() if n != "general"]:
         trials += collect_trials(clips, load_model(name), draws=args.draws, seed=args.seed)
-    command = "python -m soundsentry.train.threshold_prior " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m studies.threshold_prior " + " ".join(sys.argv[1:] if argv is None else argv)
     fitted, text = report(trials, quantile=0.99, command=command)
     for det, (prior, single) in fitted.items():
         print(f"{det}: prior spread {prior:.2f}, single-recording spread {single:.2f}")

@@ -1,8 +1,7 @@
-"""``soundsentry listen``: the command around :class:`~soundsentry.listen.Listener`.
+"""``soundsentry listen``: score a microphone live, without a screen.
 
-Exit status: 0 after a clean stop (Ctrl-C, SIGTERM, ``--seconds``, the end of ``--input-clip``),
-2 bad command line, 4 model error, 5 no audio input (no PortAudio, no such device, a refused
-rate, or the device went away while listening).
+The command around :class:`~soundsentry.listen.Listener`. Exit status: see
+:data:`~soundsentry.exit_codes.LISTEN_EXIT_CODES` (5: no audio input, as the app's file-only mode).
 """
 
 from __future__ import annotations
@@ -14,18 +13,26 @@ import signal
 import sys
 from pathlib import Path
 
-from .watch_command import add_alert_arguments, make_alerts
+from ..detector_kinds import DETECTOR_NAMES
+from ..exit_codes import EXIT_MODEL_ERROR, EXIT_NO_AUDIO_INPUT, EXIT_OK, EXIT_USAGE, LISTEN_EXIT_CODES
+from ._common import add_alert_arguments, epilog, make_alerts
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_parser", "run"]
 
 log = logging.getLogger("soundsentry.listen")
 
-EXIT_OK, EXIT_USAGE, EXIT_MODEL_ERROR, EXIT_NO_AUDIO_INPUT = 0, 2, 4, 5
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "listen",
+        help="score a microphone live, without a screen",
+        description="Score an input device window by window (the app's live path, headless): one row per window "
+        "with its score, the running score over a 10-s clip's windows and the running verdict.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(LISTEN_EXIT_CODES),
+    )
     parser.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
-    parser.add_argument("--detector", help="detector (default: the model's)")
+    parser.add_argument("--detector", choices=DETECTOR_NAMES, help="detector (default: the model's)")
     parser.add_argument("--threshold", type=float, help="override the model's threshold for the chosen detector")
     parser.add_argument("--device", metavar="NAME_OR_INDEX", help="input device (default: the first; --list-devices)")
     parser.add_argument("--rate", type=int, metavar="HZ", help="device sample rate (default: the device's own)")
@@ -49,13 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--save-keep", type=int, default=0, metavar="N", help="keep only the newest N saved files (default: all)"
     )
     add_alert_arguments(parser)
+    return parser
 
 
 class _Rows:
     """Writes listen rows as a table, CSV or JSON lines, flushed one by one."""
 
     def __init__(self, stream, fmt: str, *, header: bool) -> None:
-        from .listen import LISTEN_FIELDS
+        from ..listen import LISTEN_FIELDS
 
         self.stream, self.fmt, self.fields = stream, fmt, LISTEN_FIELDS
         if header and fmt == "csv":
@@ -72,7 +80,7 @@ class _Rows:
         if self.fmt == "jsonl":
             self._put(json.dumps(d, ensure_ascii=False))
         elif self.fmt == "csv":
-            from .report import _csv_cell
+            from ..report import _csv_cell
 
             cells = [
                 "" if d[f] is None else (f"{d[f]:.6g}" if isinstance(d[f], float) else str(d[f])) for f in self.fields
@@ -92,10 +100,10 @@ def _fail(message: str, code: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .alerts import Verdict
-    from .devices import ClipBackend, default_backend
-    from .errors import ModelError
-    from .listen import AudioInputError, Listener, RollingAudio, choose_device
+    from ..alerts import Verdict
+    from ..devices import ClipBackend, default_backend
+    from ..errors import ModelError
+    from ..listen import AudioInputError, Listener, RollingAudio, choose_device
 
     log.setLevel(logging.INFO)
     if args.input_speed <= 0 or (args.seconds is not None and args.seconds <= 0) or (args.running or 1) < 1:
@@ -125,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     except AudioInputError as exc:
         return _fail(str(exc), EXIT_NO_AUDIO_INPUT)
 
-    from .model import load_model
+    from ..model import load_model
 
     try:
         model = load_model(args.model)

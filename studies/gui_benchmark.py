@@ -1,4 +1,4 @@
-"""Frame rate of the live spectrogram: ``python -m soundsentry.gui.benchmark``.
+"""Frame rate of the live spectrogram: ``python -m studies.gui_benchmark``.
 
 Two measurements, in one run on one machine, offscreen unless a display is set:
 
@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+# A development tool, run from a checkout: the examples are the checkout's, not the installed package's.
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CLIP = EXAMPLES / "ronwise_id_00_normal_id_00_00000000.flac"
 
@@ -34,8 +35,7 @@ def update_costs(model, *, updates: int) -> tuple[list[float], list[float]]:
     import numpy as np
     from PySide6.QtCore import QRectF
     from PySide6.QtWidgets import QApplication
-
-    from .views import AnalysisView
+    from soundsentry.gui.views import AnalysisView
 
     app = QApplication.instance()
     y = model.load(CLIP)
@@ -80,10 +80,10 @@ def live_rate(model_name: str, *, seconds: float) -> dict:
 
     from PySide6.QtCore import QEvent, QObject, QSettings
     from PySide6.QtWidgets import QApplication
+    from soundsentry.gui.devices import ClipBackend
+    from soundsentry.gui.window import MainWindow
 
-    from .devices import ClipBackend
-    from .screenshots import settle, wait_for
-    from .window import MainWindow
+    from studies.screenshots import settle, wait_for
 
     app = QApplication.instance()
 
@@ -131,7 +131,7 @@ def live_rate(model_name: str, *, seconds: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m soundsentry.gui.benchmark", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m studies.gui_benchmark", description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=10.0, help="length of the live measurement (default 10)")
     p.add_argument("--updates", type=int, default=300, help="updates per variant in the cost measurement")
     p.add_argument("--model", default="fan")

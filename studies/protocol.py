@@ -18,7 +18,8 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from .data import Clip, Split
+from soundsentry.train.data import Clip, Split, all_normals_split, shipping_split, validation_split
+from soundsentry.train.release import MIN_TEST_CLIPS, too_thin
 
 __all__ = [
     "CROSS_MACHINE_TEST",
@@ -41,24 +42,7 @@ CROSS_MACHINE_TEST: dict[str, tuple[str, ...]] = {
     "valve": ("id_00", "id_02", "id_06"),
 }
 
-#: Fewest normal and fewest abnormal test clips behind a figure we quote. With fewer, one clip
-#: moves the AUC by 0.1 or more and the figure says nothing about the model.
-MIN_TEST_CLIPS = 10
-
 SPLITS = ("cross-machine", "same-machine")
-
-
-def too_thin(n_normal: int, n_abnormal: int) -> bool:
-    """True when a test set is too small for a figure worth quoting."""
-    return min(n_normal, n_abnormal) < MIN_TEST_CLIPS
-
-
-def _validation(normals: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
-    """Seeded split of normal clips into (train, validation) by file; at least one of each."""
-    ordered = sorted(normals, key=lambda c: str(c.path))
-    random.Random(seed).shuffle(ordered)
-    n_val = min(max(1, round(fraction * len(ordered))), len(ordered) - 1)
-    return sorted(ordered[n_val:], key=lambda c: str(c.path)), ordered[:n_val]
 
 
 def cross_machine_split(
@@ -76,7 +60,7 @@ def cross_machine_split(
     normals = [c for c in mine if c.machine_id not in held_out and c.is_normal]
     if len(normals) < 2:
         raise ValueError(f"{machine_type}: fewer than two normal clips outside test machines {sorted(held_out)}")
-    train, validation = _validation(normals, validation_fraction, seed)
+    train, validation = validation_split(normals, validation_fraction, seed)
     heard = sorted({c.machine_id for c in normals})
     return Split(
         train=train,
@@ -113,7 +97,7 @@ def same_machine_split(
         else:
             rest += normals
             unused += abnormals
-    train, validation = _validation(rest, validation_fraction, seed)
+    train, validation = validation_split(rest, validation_fraction, seed)
     return Split(
         train=train,
         validation=validation,
@@ -124,74 +108,6 @@ def same_machine_split(
             f"in training or calibration) and {sum(not c.is_normal for c in test)} abnormal clips of those machines"
         ),
         unused_abnormal=unused,
-    )
-
-
-def all_normals_split(
-    clips: list[Clip],
-    *,
-    machine_types: tuple[str, ...] | None = None,
-    exclude: frozenset[str] = frozenset(),
-    validation_fraction: float = 0.2,
-    seed: int = 0,
-) -> Split:
-    """Every normal clip of the given types (default: all), for an encoder that has heard them all; no test.
-
-    ``exclude`` holds PCM sha256 digests (clips.csv's ``pcm_sha256``) of recordings to keep out.
-    """
-    normals, n_excluded = _normals(clips, machine_types=machine_types, exclude=exclude)
-    train, validation = _validation(normals, validation_fraction, seed)
-    kinds = sorted({c.machine_type for c in normals})
-    return Split(
-        train=train,
-        validation=validation,
-        description=f"all types ({', '.join(kinds)}): train on {len(train)} and calibrate on {len(validation)} "
-        "normal clips"
-        + (f"; {n_excluded} example recording(s) held out" if n_excluded else "")
-        + "; no test set (every other normal clip is used)",
-        unused_abnormal=[c for c in clips if not c.is_normal],
-    )
-
-
-def _normals(
-    clips: list[Clip], *, machine_types: tuple[str, ...] | None, exclude: frozenset[str]
-) -> tuple[list[Clip], int]:
-    """Normal clips of the given types (None: all) minus the ``exclude``d recordings, and how many were left out."""
-    mine = [c for c in clips if c.is_normal and (machine_types is None or c.machine_type in machine_types)]
-    # By content, not by name: DCASE file names repeat across machine types and sources.
-    normals = [c for c in mine if not (c.pcm_sha256 and c.pcm_sha256 in exclude)]
-    return normals, len(mine) - len(normals)
-
-
-def shipping_split(
-    clips: list[Clip],
-    *,
-    machine_type: str,
-    exclude: frozenset[str] = frozenset(),
-    validation_fraction: float = 0.2,
-    seed: int = 0,
-) -> Split:
-    """Every normal clip of one type except the files named in ``exclude``: what a shipped bundle trains on.
-
-    The splits above measure a *recipe*; the bundle we ship is that recipe trained on every normal
-    recording of the type, because each machine it hears makes it more general on machines it
-    has not (its cards quote the recipe's held-out figures, not figures of this very model).
-    ``exclude`` (PCM sha256 digests, as in clips.csv) keeps the example recordings out, so that
-    scoring them still shows clips the model never heard.
-    """
-    normals, n_excluded = _normals(clips, machine_types=(machine_type,), exclude=exclude)
-    train, validation = _validation(normals, validation_fraction, seed)
-    machines = sorted({c.machine_id or "unknown id" for c in normals})
-    return Split(
-        train=train,
-        validation=validation,
-        description=(
-            f"{machine_type} shipped: train on {len(train)} and calibrate on {len(validation)} normal clips of every "
-            f"{machine_type} machine in the data ({', '.join(machines)})"
-            + (f"; {n_excluded} example recording(s) held out" if n_excluded else "")
-            + "; no test set (the recipe's held-out figures are in the card's evidence)"
-        ),
-        unused_abnormal=[c for c in clips if c.machine_type == machine_type and not c.is_normal],
     )
 
 

@@ -1,8 +1,8 @@
-"""``soundsentry watch``: the command around :class:`~soundsentry.watch.Watcher`.
+"""``soundsentry watch``: score the recordings in folders as they arrive, until stopped.
 
-Arguments are declared here without importing NumPy, so ``--help`` stays instant.
-Exit status: 0 after a clean stop (Ctrl-C, SIGTERM: a service stop is not a failure),
-2 bad command line or output file, 4 model error, 6 no Dask cluster.
+The command around :class:`~soundsentry.watch.Watcher`. Arguments are declared without
+importing NumPy, so ``--help`` stays instant. Exit status: see
+:data:`~soundsentry.exit_codes.WATCH_EXIT_CODES` (0 after a clean stop: a service stop is not a failure).
 """
 
 from __future__ import annotations
@@ -13,56 +13,43 @@ import signal
 import sys
 from pathlib import Path
 
-__all__ = ["add_alert_arguments", "add_arguments", "make_alerts", "run"]
+from ..detector_kinds import DETECTOR_NAMES
+from ..exit_codes import EXIT_MODEL_ERROR, EXIT_NO_CLUSTER, EXIT_OK, EXIT_USAGE, WATCH_EXIT_CODES
+from ._common import add_alert_arguments, epilog, make_alerts
+
+__all__ = ["add_parser", "run"]
 
 log = logging.getLogger("soundsentry.watch")
 
-EXIT_OK, EXIT_USAGE, EXIT_MODEL_ERROR, EXIT_NO_CLUSTER = 0, 2, 4, 6
 
-
-def add_alert_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--on-abnormal``, ``--alert-after``, ``--alert-every``, ``--alert-timeout`` (watch and listen)."""
-    group = parser.add_argument_group("alerts")
-    group.add_argument(
-        "--on-abnormal",
-        metavar="CMD",
-        help="shell command run with the event as JSON on stdin when abnormal sound is heard",
+def add_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "watch",
+        help="score the recordings in folders as they arrive, until stopped",
+        description="Score every audio file in the folders (recursively) and every one that appears later, once "
+        "complete (unchanged for --settle seconds and decodable), one row per file in the -o file, which is also "
+        "the state a restart continues from.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(WATCH_EXIT_CODES),
     )
-    group.add_argument(
-        "--alert-after",
-        type=int,
-        default=1,
-        metavar="K",
-        help="alert after K consecutive abnormal verdicts (default 1)",
-    )
-    group.add_argument(
-        "--alert-every",
-        type=float,
-        default=300.0,
-        metavar="S",
-        help="at most one alert per S seconds; held-back verdicts are counted in the next event (default 300)",
-    )
-    group.add_argument(
-        "--alert-timeout",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="kill the alert command after S seconds (default 30)",
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="folders to watch (recursively)")
     parser.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
-    parser.add_argument("--detector", help="detector (default: the model's)")
-    parser.add_argument("--threshold", type=float, help="override the model's threshold for the chosen detector")
+    parser.add_argument("--detector", choices=DETECTOR_NAMES, help="detector (default: the model's)")
+    parser.add_argument(
+        "--threshold", type=float, help="override the model's threshold for the chosen detector (--threshold=-1e9)"
+    )
     parser.add_argument(
         "-o", "--output", type=Path, required=True, help="rows go here, one per file; also the watcher's state"
     )
     parser.add_argument("--format", choices=["csv", "json"], default="csv", dest="fmt")
-    parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=1, help="worker processes for files that arrive together (default 1)"
+    )
     parser.add_argument(
         "--dask", metavar="ADDRESS", help="score on the Dask cluster of this scheduler (tcp://host:8786)"
+    )
+    parser.add_argument(
+        "--dask-timeout", type=float, default=10.0, metavar="S", help="seconds to wait for the scheduler (default 10)"
     )
     parser.add_argument(
         "--settle",
@@ -88,17 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-notify", action="store_true", help="find new files by rescanning even when watchdog is installed"
     )
     add_alert_arguments(parser)
-
-
-def make_alerts(args: argparse.Namespace, *, source: str):
-    """The :class:`~soundsentry.alerts.AlertPolicy` of ``--on-abnormal``, or None."""
-    if not args.on_abnormal:
-        return None
-    from .alerts import AlertPolicy
-
-    return AlertPolicy(
-        args.on_abnormal, source=source, after=args.alert_after, every=args.alert_every, timeout=args.alert_timeout
-    )
+    return parser
 
 
 def _usage(message: str) -> int:
@@ -107,12 +84,12 @@ def _usage(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .alerts import Verdict
-    from .batch import score_files
-    from .errors import ModelError
-    from .model import load_model
-    from .report import ReportError, make_writer, open_output
-    from .watch import Watcher
+    from ..alerts import Verdict
+    from ..batch import score_files
+    from ..errors import ModelError
+    from ..model import load_model
+    from ..report import ReportError, make_writer, open_output
+    from ..watch import Watcher
 
     # A log line per file is what a service's journal is for: on whatever -v says.
     log.setLevel(logging.INFO)
@@ -139,10 +116,10 @@ def run(args: argparse.Namespace) -> int:
 
     client = None
     if args.dask:
-        from .distributed import ClusterError, connect, score_files_dask
+        from ..distributed import ClusterError, connect, score_files_dask
 
         try:
-            client = connect(args.dask)
+            client = connect(args.dask, timeout=args.dask_timeout)
         except ClusterError as exc:
             print(f"soundsentry watch: {exc}", file=sys.stderr)
             return EXIT_NO_CLUSTER

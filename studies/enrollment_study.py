@@ -1,6 +1,6 @@
 """How well enrollment works: AUC against the number of enrolled normal clips, and drift.
 
-Run ``python -m soundsentry.train.enrollment_study --data shared/data/mimii`` (prints Markdown;
+Run ``python -m studies.enrollment_study --data shared/data/mimii`` (prints Markdown;
 ``--out FILE`` writes it). :func:`run_study` returns the same Markdown for
 the accuracy document's generator.
 
@@ -50,8 +50,7 @@ from soundsentry.enroll import (
 )
 from soundsentry.metrics import partial_roc_auc, roc_auc
 from soundsentry.model import Model, aggregate_scores, load_model
-
-from .data import Clip, read_clips_csv
+from soundsentry.train.data import Clip, read_clips_csv
 
 __all__ = ["Machine", "held_out_machines", "machine_key", "run_study", "session_key"]
 
@@ -102,7 +101,7 @@ def _training_entries(card: dict) -> list[dict]:
     return list(training.get("train_clips", []) or []) + list(training.get("validation_clips", []) or [])
 
 
-def _heard_clips(card: dict, clips: list[Clip]) -> list[Clip]:
+def heard_clips(card: dict, clips: list[Clip]) -> list[Clip]:
     """The rows of ``clips`` that the card lists as training or validation clips (by PCM sha256, else file name)."""
     entries = _training_entries(card)
     shas = {e.get("pcm_sha256") for e in entries} - {None, ""}
@@ -113,7 +112,7 @@ def _heard_clips(card: dict, clips: list[Clip]) -> list[Clip]:
 def _heard(card: dict, clips: list[Clip] | None = None) -> set[tuple[str, ...]]:
     """Machines the bundle heard. Card entries carry no machine type, so they are matched to ``clips``
     rows first; entries not found there are read with the card's own machine type."""
-    found = _heard_clips(card, clips or [])
+    found = heard_clips(card, clips or [])
     keys = {k for k in map(machine_key, found) if k is not None}
     found_shas = {c.pcm_sha256 for c in found}
     for e in _training_entries(card):
@@ -133,7 +132,7 @@ def _heard(card: dict, clips: list[Clip] | None = None) -> set[tuple[str, ...]]:
 
 def heard_types(card: dict, clips: list[Clip] | None = None) -> set[str]:
     """Machine types the bundle's encoder heard (from ``clips`` rows matching the card, else the card's type)."""
-    found = _heard_clips(card, clips or [])
+    found = heard_clips(card, clips or [])
     types = {c.machine_type for c in found}
     if len(found) < len(_training_entries(card)):
         types |= {e.get("machine_type", card.get("machine_type", "")) for e in _training_entries(card)}
@@ -223,7 +222,7 @@ def enroll_and_score(model: Model, cache: LatentCache, enrolled: Views, tests: d
     return result, scores
 
 
-def _draws(n_items: int, n: int, draws: int, rng: random.Random) -> list[tuple[int, ...]]:
+def draw_subsets(n_items: int, n: int, draws: int, rng: random.Random) -> list[tuple[int, ...]]:
     combos = None
     if math.comb(n_items, n) <= draws:
         combos = list(itertools.combinations(range(n_items), n))
@@ -311,7 +310,7 @@ def study_bundle(
                 continue
             row = StudyRow(model.name, machine.name, machine.key[0] in types, main_name, n, len(normals) - n, len(abnormals))
             drift_rows = {k: DriftRow(model.name, machine.name, main_name, k, n, len(v)) for k, v in others.items()}
-            for idx in _draws(len(normals), n, draws, rng):
+            for idx in draw_subsets(len(normals), n, draws, rng):
                 tests = {
                     "held": [(c, 0) for i, c in enumerate(normals) if i not in idx],
                     "abnormal": [(c, 0) for c in abnormals],
@@ -369,7 +368,7 @@ def _microphone_drift(model, cache, machine, session, normals, *, draws: int, se
         model.name, machine, f"{session}, mic 0", f"held-out clips, mics 1-{n_channels - 1}", n,
         (len(multi) - n) * (n_channels - 1),
     )
-    for idx in _draws(len(multi), n, draws, rng):
+    for idx in draw_subsets(len(multi), n, draws, rng):
         held = [c for i, c in enumerate(multi) if i not in idx]
         tests = {"same": [(c, 0) for c in held], "other": [(c, k) for c in held for k in range(1, n_channels)]}
         enrolled = [(multi[i], 0) for i in idx]
@@ -473,7 +472,7 @@ def run_study(
     sizes=DEFAULT_SIZES,
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
-    command: str = "python -m soundsentry.train.enrollment_study",
+    command: str = "python -m studies.enrollment_study",
 ) -> str:
     """Run the study on ``data`` (a folder with ``clips.csv``) and return Markdown."""
     data = Path(data)
@@ -508,7 +507,7 @@ def run_study(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m soundsentry.train.enrollment_study", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m studies.enrollment_study", description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="shared/data/mimii", help="folder with clips.csv (default: shared/data/mimii)")
     parser.add_argument("--bundle", action="append", help="shipped bundle(s) to study (default: all)")
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="enrolled clip counts, comma-separated")
@@ -516,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     args = parser.parse_args(argv)
-    command = "python -m soundsentry.train.enrollment_study " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m studies.enrollment_study " + " ".join(argv if argv is not None else sys.argv[1:])
     text = run_study(
         args.data,
         bundles=args.bundle,

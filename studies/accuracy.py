@@ -1,6 +1,6 @@
-"""``python -m soundsentry.train.accuracy``: the comparison behind ``docs/accuracy.md`` (needs [train]).
+"""``python -m studies.accuracy``: the comparison behind ``docs/accuracy.md`` (needs [train]).
 
-For every machine type and split of :mod:`soundsentry.train.protocol` it trains our model, the
+For every machine type and split of :mod:`studies.protocol` it trains our model, the
 seed's configuration and the DCASE 2020 baseline on the same clips and scores the same test
 clips. Our model's configuration is chosen per type among a few candidates on the cross-machine
 split's *normal* clips only (see :func:`normal_only_criterion`); test clips are scored once, after
@@ -11,7 +11,6 @@ the choice. With ``--bundles DIR`` the chosen cross-machine bundles and a ``gene
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -23,28 +22,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from soundsentry.train.release import (
+    CANDIDATES,
+    finish_bundle,
+    held_out_recordings,
+    release_bundle,
+    release_general,
+    train_candidate,
+)
+
 __all__ = ["CANDIDATES", "main", "normal_only_criterion"]
 
 log = logging.getLogger(__name__)
 
 TYPES = ("fan", "pump", "slider", "valve")
-
-#: Our model's candidate configurations (a handful, on purpose: the data is thin and the models are
-#: judged on machines we have not heard, so we do not tune finely to these clips).
-CANDIDATES: dict[str, dict[str, Any]] = {
-    "global-64": {"center": "none", "window_frames": 64, "latent_dim": 64, "lof_neighbors": 20},
-    "levelled-64": {"center": "none", "level": True, "window_frames": 64, "latent_dim": 64, "lof_neighbors": 20},
-    "centred-64": {"center": "window_median", "window_frames": 64, "latent_dim": 64, "lof_neighbors": 20},
-    "centred-32": {
-        "center": "window_median",
-        "window_frames": 32,
-        "window_hop_frames": 8,
-        "train_hop_frames": 2,
-        "latent_dim": 32,
-        "lof_neighbors": 10,
-    },
-}
-
 
 def normal_only_criterion(calibration_scores: list[float], n_validation: int) -> float:
     """How far held-out normal clips sit above training normal clips, in robust standard deviations.
@@ -88,18 +79,10 @@ def _metrics(labels, scores, threshold: float) -> dict[str, float]:
     }
 
 
-def _train_ours(name: str, machine_type: str, overrides: dict, split, out: Path, epochs: int):
-    from .pipeline import TrainConfig, train_bundle
-
-    config = TrainConfig(name=name, machine_type=machine_type, epochs=epochs, **overrides)
-    no_test = dataclasses.replace(split, test=[])  # candidates are never scored on the test clips
-    return train_bundle(config, no_test, out)
-
-
 def _select(machine_type: str, split, work: Path, epochs: int, seed: int = 0) -> tuple[str, str, Path, list[dict]]:
     """Train every candidate on ``split`` and pick (candidate, detector) from normal clips only.
 
-    The key is the pseudo-anomaly AUC (:mod:`soundsentry.train.pseudo_anomalies`: held-out normal
+    The key is the pseudo-anomaly AUC (:mod:`studies.pseudo_anomalies`: held-out normal
     clips, every microphone, against synthetic-fault copies of them), higher first; ties go to the
     lower :func:`normal_only_criterion`. The first asks "does it hear a change?", the second "does a
     normal file it never heard look normal to it?"; a model that only passes the second is deaf.
@@ -112,7 +95,7 @@ def _select(machine_type: str, split, work: Path, epochs: int, seed: int = 0) ->
     rows, best = [], None
     for cand, overrides in CANDIDATES.items():
         out = work / f"{machine_type}-{cand}"
-        card = _train_ours(machine_type, machine_type, overrides, split, out, epochs)
+        card = train_candidate(machine_type, machine_type, overrides, split, out, epochs)
         pseudo = pseudo_anomaly_auc(load_model(out), probe)
         for det, spec in card["detectors"].items():
             crit = normal_only_criterion(spec["calibration_scores"], len(split.validation))
@@ -134,56 +117,19 @@ def _select(machine_type: str, split, work: Path, epochs: int, seed: int = 0) ->
     return best[1], best[2], best[3], rows
 
 
-def _finish_bundle(bundle: Path, split, detector: str, evidence: dict | None = None) -> dict:
-    """Set the default detector, score the test clips once with the runtime, and record it in the card."""
-    from soundsentry.export.card import write_card
-
-    from .pipeline import evaluate_bundle
-    from .protocol import too_thin
-
-    card = json.loads((bundle / "model.json").read_text())
-    card["default_detector"] = detector
-    files = list(card.pop("files"))
-    write_card(bundle, card, files=files)
-    if split.test:
-        ev = evaluate_bundle(bundle, split.test)
-        if too_thin(ev["n_normal"], ev["n_abnormal"]):
-            for det in card["detectors"]:
-                for key in ("auc", "pauc_fpr_0.1", "precision", "recall", "f1", "accuracy"):
-                    ev[det].pop(key, None)
-            ev["too_thin"] = True
-            card["notes"] = (
-                f"too thin for a figure: the held-out test has {ev['n_normal']} normal / {ev['n_abnormal']} abnormal "
-                "clips (we quote AUC, pAUC and F1 only with at least 10 of each); see docs/accuracy.md"
-            )
-        card["evaluation"] = ev
-    if evidence:
-        card["evidence"] = evidence
-    write_card(bundle, card, files=files)
-    return card
-
-
 def _labels(split) -> list[int]:
     return [0 if c.is_normal else 1 for c in split.test]
 
 
-def _held_out_recordings(folder: Path | None) -> frozenset[str]:
-    """PCM sha256 of every audio file in ``folder`` (the examples), matched to clips.csv's ``pcm_sha256``."""
-    from .pipeline import _pcm_sha256
-
-    if folder is None or not folder.is_dir():
-        return frozenset()
-    return frozenset(_pcm_sha256(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in {".flac", ".wav", ".ogg"})
-
-
 def run(args: argparse.Namespace, *, work: Path) -> dict:
     """Train, choose and score everything; bundles are built under ``work`` (cross-machine ones in ``work/held-out``)."""
-    from .data import read_clips_csv
-    from .protocol import SPLITS, all_normals_split, make_split, shipping_split, too_thin
+    from soundsentry.train.data import read_clips_csv
+
+    from .protocol import SPLITS, make_split, too_thin
     from .references import DcaseBaseline, SeedReference
 
     clips = read_clips_csv(args.data)
-    examples = _held_out_recordings(args.hold_out)
+    examples = held_out_recordings(args.hold_out)
     cache: dict = {}
     results: dict[str, Any] = {"types": {}, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     t0 = time.time()
@@ -205,8 +151,8 @@ def run(args: argparse.Namespace, *, work: Path) -> dict:
                 bundle = chosen
             else:
                 bundle = work / f"{machine_type}-{split_name}"
-                _train_ours(machine_type, machine_type, CANDIDATES[cand], split, bundle, args.epochs)
-            card = _finish_bundle(bundle, split, det)
+                train_candidate(machine_type, machine_type, CANDIDATES[cand], split, bundle, args.epochs)
+            card = finish_bundle(bundle, split, det)
             ours_scores = card["evaluation"][det]["clip_scores"]
             methods["ours"] = {"scores": ours_scores, "threshold": card["detectors"][det]["threshold"]}
             for ref in (SeedReference(epochs=args.seed_epochs, seed=args.seed), DcaseBaseline(seed=args.seed)):
@@ -243,33 +189,25 @@ def run(args: argparse.Namespace, *, work: Path) -> dict:
                 "the figures above are the recipe's: the same configuration trained on the splits described, "
                 "scored on clips it did not hear. This bundle is that recipe trained on every normal clip of the type."
             )
-            ship = shipping_split(clips, machine_type=machine_type, exclude=examples, seed=args.seed)
-            dest = Path(args.bundles) / machine_type
-            if dest.exists():
-                shutil.rmtree(dest)
-            _train_ours(machine_type, machine_type, CANDIDATES[cand], ship, dest, args.epochs)
-            _finish_bundle(dest, ship, det, evidence)
+            ship = release_bundle(
+                clips, machine_type=machine_type, candidate=cand, detector=det, dest=Path(args.bundles) / machine_type,
+                epochs=args.epochs, seed=args.seed, exclude=examples, evidence=evidence,
+            )
             entry["shipped"] = {"description": ship.description, "train_normal": len(ship.train),
                                 "calibration_normal": len(ship.validation)}
         results["types"][machine_type] = entry
     if args.bundles and args.general:
-        split = all_normals_split(clips, exclude=examples, seed=args.seed)
-        overrides = dict(CANDIDATES[args.general_candidate]) | {"all_channels": False, "train_hop_frames": 8}
-        dest = Path(args.bundles) / "general"
-        _train_ours("general", "general", overrides, split, dest, args.epochs)
-        _finish_bundle(dest, split, "lof", {
-            "purpose": "a starting point for enrolling machines of other kinds (soundsentry enroll --model general); "
-            "its encoder heard every machine type in the data. Its own detectors are fitted on all types at once, "
-            "so it is not meant to score any one machine before enrollment; no accuracy figure is claimed.",
-            "types_heard": sorted({c.machine_type for c in split.train + split.validation}),
-        })
+        split = release_general(
+            clips, candidate=args.general_candidate, dest=Path(args.bundles) / "general", epochs=args.epochs,
+            seed=args.seed, exclude=examples,
+        )
         results["general"] = {"description": split.description}
     results["seconds"] = round(time.time() - t0)
     return results
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m soundsentry.train.accuracy", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m studies.accuracy", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="clips.csv of the shared MIMII clips")
     p.add_argument("--out", type=Path, required=True, help="Markdown file to write (e.g. docs/accuracy.md)")
     p.add_argument("--json", type=Path, help="also write every score and count as JSON here")
@@ -302,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.from_json:
         results = json.loads(args.from_json.read_text())
-        results["rerendered_by"] = "python -m soundsentry.train.accuracy " + " ".join(
+        results["rerendered_by"] = "python -m studies.accuracy " + " ".join(
             sys.argv[1:] if argv is None else argv
         )
     study_bundles = None
@@ -310,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if not args.from_json:
             results = run(args, work=work)
-            results["command"] = "python -m soundsentry.train.accuracy " + " ".join(
+            results["command"] = "python -m studies.accuracy " + " ".join(
                 sys.argv[1:] if argv is None else argv
             )
             held_out = work / "held-out"
@@ -329,10 +267,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _levels(args) -> str | None:
-    """The level check of the fan test machines (soundsentry.train.level_check), if fan was evaluated."""
+    """The level check of the fan test machines (studies.level_check), if fan was evaluated."""
     if "fan" not in args.types:
         return None
-    from .data import read_clips_csv
+    from soundsentry.train.data import read_clips_csv
+
     from .level_check import level_markdown
     from .protocol import CROSS_MACHINE_TEST
 
@@ -340,7 +279,7 @@ def _levels(args) -> str | None:
 
 
 def _enrollment_section(args, bundles: list[str] | None = None) -> str | None:
-    """The enrollment study's Markdown (soundsentry.train.enrollment_study), if it can run.
+    """The enrollment study's Markdown (studies.enrollment_study), if it can run.
 
     It runs on ``bundles``: the cross-machine bundles of this run, which did not hear the test
     machines (the shipped bundles heard every machine of their type, so the study on them would have
@@ -351,7 +290,7 @@ def _enrollment_section(args, bundles: list[str] | None = None) -> str | None:
         from .enrollment_study import run_study
     except ImportError:
         return None
-    command = f"python -m soundsentry.train.enrollment_study --data {args.data}"
+    command = f"python -m studies.enrollment_study --data {args.data}"
     if bundles:
         command += "".join(f" --bundle <cross-machine {Path(b).name} bundle of this run>" for b in bundles)
     text = run_study(args.data, bundles=bundles, seed=args.seed, command=command)

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from soundsentry.calibration import robust_threshold
 from soundsentry.features import FeatureParams
-
-from .data import Clip
-from .pipeline import clip_spectrograms
+from soundsentry.train.data import Clip
+from soundsentry.train.pipeline import clip_spectrograms
 
 __all__ = ["DcaseBaseline", "SeedReference", "dcase_vectors", "seed_image"]
 
@@ -81,8 +80,7 @@ class SeedReference:
 
     def fit(self, train: list[Clip], validation: list[Clip], *, cache: dict | None = None) -> SeedReference:
         from sklearn.neighbors import LocalOutlierFactor
-
-        from .tf_compat import import_tensorflow
+        from soundsentry.export.tf_compat import import_tensorflow
 
         import_tensorflow()
         import keras
@@ -141,7 +139,7 @@ class DcaseBaseline:
     name: str = "DCASE 2020 baseline"
 
     def fit(self, train: list[Clip], validation: list[Clip], *, cache: dict | None = None) -> DcaseBaseline:
-        from .tf_compat import import_tensorflow
+        from soundsentry.export.tf_compat import import_tensorflow
 
         import_tensorflow()
         import keras

@@ -1,4 +1,4 @@
-"""Real screenshots of the app for the README: ``python -m soundsentry.gui.screenshots docs/images/``.
+"""Real screenshots of the app for the README: ``python -m studies.screenshots docs/images/``.
 
 Runs the real window offscreen (``QT_QPA_PLATFORM=offscreen`` unless a display is set) on the
 example clips with the shipped model, with settings in a throwaway folder, and saves:
@@ -7,7 +7,12 @@ example clips with the shipped model, with settings in a throwaway folder, and s
 - ``gui-abnormal.png``: an abnormal example clip,
 - ``gui-folder.png``: the examples folder as a table,
 - ``gui-threshold.png``: the same with the threshold moved by hand (``--hand-threshold``),
-- ``gui-recording.png``: a live recording, fed by replaying an example clip as the microphone.
+- ``gui-recording.png``: a live recording, fed by replaying an example clip as the microphone,
+- ``gui-silent.png``: 10 s of digital silence (a dead microphone), flagged instead of judged.
+
+The window is 1024 x 640 (a laptop screen) unless ``--size`` says otherwise. The clips are
+copied to a temporary ``recordings`` folder first and the test input device is called
+"Default input", so no development path or test device name appears in the pictures.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+# A development tool, run from a checkout: the examples are the checkout's, not the installed package's.
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NORMAL = "ronwise_id_00_normal_id_00_00000000.flac"
 ABNORMAL = "ronwise_id_00_anomaly_id_00_00000000.flac"
@@ -53,19 +59,18 @@ def settle(ms: int = 300) -> None:
     loop.exec()
 
 
-def make_window(backend, *, model: str = "fan"):
+def make_window(backend, *, model: str = "fan", size: tuple[int, int] = (1024, 640)):
     """A main window with settings in a temporary file (the user's settings stay untouched)."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
-
-    from .window import MainWindow
+    from soundsentry.gui.window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     ini = Path(tempfile.mkdtemp(prefix="soundsentry-gui-")) / "settings.ini"
     settings = QSettings(str(ini), QSettings.Format.IniFormat)
     settings.setValue("model", model)
     win = MainWindow(backend=backend, settings=settings)
-    win.resize(1280, 820)
+    win.resize(*size)
     win.show()
     if win.model is None:
         wait_for(win.modelChanged)
@@ -73,10 +78,11 @@ def make_window(backend, *, model: str = "fan"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m soundsentry.gui.screenshots", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m studies.screenshots", description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="folder for the PNGs (e.g. docs/images)")
     p.add_argument("--examples", type=Path, default=EXAMPLES)
     p.add_argument("--model", default="fan")
+    p.add_argument("--size", default="1024x640", help="window size, WIDTHxHEIGHT (default 1024x640)")
     p.add_argument(
         "--hand-threshold",
         type=float,
@@ -86,14 +92,24 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PySide6.QtCore import Qt
+    import shutil
 
-    from .devices import ClipBackend
+    import numpy as np
+    import soundfile as sf
+    from PySide6.QtCore import Qt
+    from soundsentry.gui.devices import ClipBackend
 
     args.out.mkdir(parents=True, exist_ok=True)
-    normal, abnormal = args.examples / NORMAL, args.examples / ABNORMAL
-    backend = ClipBackend(normal)
-    app, win = make_window(backend, model=args.model)
+    # A neutral folder: the title shows the clip's path, which must not be a checkout's.
+    clips = Path(tempfile.mkdtemp(prefix="soundsentry-shots-")) / "recordings"
+    clips.mkdir()
+    for src in args.examples.glob("*.flac"):
+        shutil.copy(src, clips / src.name)
+    args.examples = clips
+    normal, abnormal = clips / NORMAL, clips / ABNORMAL
+    backend = ClipBackend(normal, name="Default input")
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    app, win = make_window(backend, model=args.model, size=(width, height))
     win.clear_error()
 
     for name, clip in (("gui-normal.png", normal), ("gui-abnormal.png", abnormal)):
@@ -134,6 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.out / 'gui-recording.png'}: live recording after 6 s")
     win.recorder.stop()
     wait_for(win.recordingDone)
+    settle()
+
+    # A dead microphone: 10 s of zeros, in a folder of its own (the table above stays the examples').
+    dead = clips.parent / "dead-mic.wav"
+    sf.write(dead, np.zeros(10 * 16000, np.float32), 16000, subtype="PCM_16")
+    win.open_file(str(dead))
+    wait_for(win.fileShown)
+    settle()
+    win.grab().save(str(args.out / "gui-silent.png"))
+    print(f"{args.out / 'gui-silent.png'}: {dead.name}: {win.verdict_badge.text().replace(chr(10), ' ')}")
     win.close()
     app.processEvents()
     return 0

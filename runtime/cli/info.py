@@ -1,0 +1,98 @@
+"""``soundsentry models`` and ``soundsentry info``: the shipped models and a model's card."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..detector_kinds import DEFAULT_DETECTOR
+from ..exit_codes import EXIT_MODEL_ERROR, EXIT_OK
+
+__all__ = ["add_info_parser", "add_models_parser", "run_info", "run_models"]
+
+
+def add_models_parser(sub) -> argparse.ArgumentParser:
+    return sub.add_parser("models", help="list shipped models")
+
+
+def add_info_parser(sub) -> argparse.ArgumentParser:
+    info = sub.add_parser("info", help="print a model's card")
+    info.add_argument("model", help="shipped model name or bundle folder")
+    info.add_argument("--json", action="store_true", help="print the whole card as JSON")
+    return info
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from ..bundle import list_shipped_models, read_bundle
+
+    for name in list_shipped_models():
+        card = read_bundle(name, verify=False).card
+        ev = card.get("evaluation", {})
+        auc = ev.get(card.get("default_detector", DEFAULT_DETECTOR), {}).get("auc")
+        figure = f"held-out AUC {auc:.3f}" if auc is not None else None
+        print(f"{name:<10} {card.get('machine_type', ''):<8} {figure or _evidence_summary(card)}")
+    return EXIT_OK
+
+
+def _evidence_summary(card: dict) -> str:
+    """The recipe's cross-machine figure from a shipped card's evidence, or why there is none."""
+    cross = (card.get("evidence") or {}).get("cross-machine")
+    if not isinstance(cross, dict):
+        return "no held-out figure"
+    counts = cross.get("counts", {})
+    n = f"{counts.get('test_normal', '?')} normal / {counts.get('test_abnormal', '?')} abnormal"
+    ours = cross.get("ours")
+    if not isinstance(ours, dict):
+        return f"recipe on unheard machines: too thin for a figure ({n})"
+    return f"recipe on unheard machines: AUC {ours['auc']:.3f}, pAUC {ours['pauc']:.3f} ({n})"
+
+
+def run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from ..bundle import read_bundle
+    from ..errors import ModelError
+
+    try:
+        bundle = read_bundle(args.model)
+    except ModelError as exc:
+        print(f"soundsentry: {exc}", file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    card = bundle.card
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return EXIT_OK
+    w = card["window"]
+    print(f"model:        {card['name']} ({card.get('machine_type', '?')})")
+    print(f"folder:       {bundle.root}")
+    print(f"window:       {w['frames']} frames ({w.get('seconds', '?')} s), hop {w['hop_frames']} frames")
+    print(f"channel:      {card['channel']['policy']}")
+    print(f"aggregate:    {card.get('aggregate', 'mean')} of window scores; {card.get('score_direction', '')}")
+    default = card.get("default_detector", DEFAULT_DETECTOR)
+    for name, det in card["detectors"].items():
+        print(f"detector:     {name}: threshold {det['threshold']:.6g}" + (" (default)" if name == default else ""))
+    print(f"threshold:    {next(iter(card['detectors'].values())).get('threshold_rule', '')}")
+    training = card.get("training", {})
+    if training:
+        print(f"training:     {training.get('split', '')}")
+    enrollment = card.get("enrollment")
+    if isinstance(enrollment, dict):
+        print(
+            f"enrolled:     {enrollment.get('n_recordings', '?')} recordings, {enrollment.get('seconds', '?')} s, "
+            f"{enrollment.get('n_windows', '?')} windows on {enrollment.get('created', '?')}; "
+            f"encoder from {enrollment.get('parent', {}).get('name', '?')!r}"
+        )
+    ev = card.get("evaluation")
+    if ev:
+        print(
+            f"evaluation:   {ev['n_normal']} normal / {ev['n_abnormal']} abnormal held-out clips ({', '.join(ev['machines'])})"
+        )
+        for name in card["detectors"]:
+            e = ev.get(name, {})
+            if "auc" in e:
+                print(f"              {name}: AUC {e['auc']:.3f}, pAUC(0.1) {e['pauc_fpr_0.1']:.3f}, F1 {e['f1']:.3f}")
+    if not ev and card.get("evidence"):
+        print(f"evidence:     {_evidence_summary(card)}; see its card (--json) and docs/accuracy.md")
+    if card.get("notes"):
+        print(f"notes:        {card['notes']}")
+    return EXIT_OK
