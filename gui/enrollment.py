@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
 )
+from soundsentry.detector_kinds import DEFAULT_DETECTOR, KINDS
 from soundsentry.enroll import NUMPY_DETECTORS, TRAIN_EXTRA_HINT
 
 from .files import AUDIO_FILTER
@@ -56,7 +57,7 @@ class EnrollMixin:
                 dlg.normal_inputs(), out=dlg.out_edit.text(), name=dlg.name_edit.text() or None, detector=dlg.detector()
             )
 
-    def enroll(self, normal: list, *, out: str, name: str | None = None, detector: str = "lof") -> None:
+    def enroll(self, normal: list, *, out: str, name: str | None = None, detector: str = DEFAULT_DETECTOR) -> None:
         """Fit ``detector`` on this machine's normal recordings (current model's encoder), save, and switch to it."""
         if self.model is None:
             return
@@ -88,13 +89,8 @@ class EnrollMixin:
         self.enrolled.emit(ref)
 
 
-#: Detectors the enrollment dialog offers, in menu order, with their labels; the first is the default.
-ENROLL_DETECTORS = {
-    "lof": "Local outlier factor (recommended)",
-    "knn": "k nearest neighbours",
-    "mahalanobis": "Mahalanobis distance",
-    "ocsvm": "One-Class SVM",
-}
+#: Detectors the enrollment dialog offers, in the registry's order, with their labels.
+ENROLL_DETECTORS = {kind.name: kind.label for kind in KINDS}
 
 
 def train_extra_available() -> bool:
@@ -146,7 +142,10 @@ class EnrollDialog(QDialog):
                 item = self.detector_combo.model().item(self.detector_combo.count() - 1)
                 item.setEnabled(False)
                 item.setToolTip(f"needs the [train] extra: {TRAIN_EXTRA_HINT}")
-        self.detector_combo.setCurrentIndex(self.detector_combo.findData("lof"))
+        # The current model's own default where the plain install can fit it, else the registry's.
+        current = getattr(window.model, "default_detector", None)
+        default = current if current in NUMPY_DETECTORS else DEFAULT_DETECTOR
+        self.detector_combo.setCurrentIndex(self.detector_combo.findData(default))
         form.addRow("detector", self.detector_combo)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)

@@ -97,7 +97,7 @@ class LayoutMixin:
         self.model_combo.setMinimumContentsLength(14)
         self.model_combo.activated.connect(self._on_model_chosen)
         self.detector_combo = QComboBox()
-        # Wide enough for the longest detector name ("mahalanobis"), whatever the font.
+        # Wide enough for the longest detector name, whatever the font.
         self.detector_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.detector_combo.activated.connect(self._on_detector_chosen)
         for w in (QLabel(" model "), self.model_combo, QLabel(" detector "), self.detector_combo):

@@ -490,7 +490,8 @@ def test_enrollment_problem_is_shown(qtbot, settings, tmp_path):
     assert win.model.name == "fan" and win.enroll_action.isEnabled()
 
 
-def test_enroll_dialog_offers_the_detectors_with_lof_by_default(qtbot, settings):
+def test_enroll_dialog_offers_the_registry_detectors_with_the_models_default_first_choice(qtbot, settings):
+    from soundsentry.detector_kinds import DETECTOR_NAMES, detector_kind
     from soundsentry.gui.enrollment import EnrollDialog
 
     win = make_window(qtbot, settings)
@@ -498,10 +499,12 @@ def test_enroll_dialog_offers_the_detectors_with_lof_by_default(qtbot, settings)
     qtbot.addWidget(dlg)
     combo = dlg.detector_combo
     names = [combo.itemData(i) for i in range(combo.count())]
-    assert names == ["lof", "knn", "mahalanobis", "ocsvm"]
-    assert dlg.detector() == "lof" and "recommended" in combo.currentText()
-    combo.setCurrentIndex(names.index("mahalanobis"))
-    assert dlg.detector() == "mahalanobis"
+    assert names == list(DETECTOR_NAMES)
+    default = win.model.default_detector
+    assert dlg.detector() == default and combo.currentText() == detector_kind(default).label
+    other = next(n for n in names if n != default)
+    combo.setCurrentIndex(names.index(other))
+    assert dlg.detector() == other
 
 
 def test_enroll_dialog_greys_out_ocsvm_without_the_train_extra(qtbot, settings, monkeypatch):
