@@ -7,11 +7,53 @@ import sys
 
 from ..exit_codes import EXIT_CODES
 
-__all__ = ["epilog", "one_blas_thread"]
+__all__ = ["add_alert_arguments", "epilog", "make_alerts", "one_blas_thread"]
 
 
-def epilog() -> str:
-    return "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+def epilog(codes: dict[int, str] = EXIT_CODES) -> str:
+    return "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in codes.items())
+
+
+def add_alert_arguments(parser) -> None:
+    """``--on-abnormal``, ``--alert-after``, ``--alert-every``, ``--alert-timeout`` (watch and listen)."""
+    group = parser.add_argument_group("alerts")
+    group.add_argument(
+        "--on-abnormal",
+        metavar="CMD",
+        help="shell command run with the event as JSON on stdin when abnormal sound is heard",
+    )
+    group.add_argument(
+        "--alert-after",
+        type=int,
+        default=1,
+        metavar="K",
+        help="alert after K consecutive abnormal verdicts (default 1)",
+    )
+    group.add_argument(
+        "--alert-every",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="at most one alert per S seconds; held-back verdicts are counted in the next event (default 300)",
+    )
+    group.add_argument(
+        "--alert-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="kill the alert command after S seconds (default 30)",
+    )
+
+
+def make_alerts(args, *, source: str):
+    """The :class:`~soundsentry.alerts.AlertPolicy` of ``--on-abnormal``, or None; ValueError on bad settings."""
+    if not args.on_abnormal:
+        return None
+    from ..alerts import AlertPolicy
+
+    return AlertPolicy(
+        args.on_abnormal, source=source, after=args.alert_after, every=args.alert_every, timeout=args.alert_timeout
+    )
 
 
 def one_blas_thread() -> None:

@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 from ..detector_kinds import DETECTOR_NAMES
-from ..exit_codes import EXIT_ANOMALIES, EXIT_FILES_FAILED, EXIT_INTERRUPTED, EXIT_MODEL_ERROR, EXIT_OK, EXIT_USAGE
+from ..exit_codes import (
+    EXIT_ANOMALIES,
+    EXIT_FILES_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_MODEL_ERROR,
+    EXIT_NO_CLUSTER,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from ._common import epilog
 
 __all__ = ["add_parser", "run"]
@@ -40,6 +48,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="keep the rows already in the -o file (csv or json) and score only the files it lacks",
     )
     score.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+    score.add_argument(
+        "--dask", metavar="ADDRESS", help="score on the Dask cluster of this scheduler (tcp://host:8786; needs [dask])"
+    )
+    score.add_argument(
+        "--dask-timeout", type=float, default=10.0, metavar="S", help="seconds to wait for the scheduler (default 10)"
+    )
 
     return score
 
@@ -75,6 +89,16 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FILES_FAILED
     detector = args.detector or model.default_detector
     threshold = model.thresholds[detector] if args.threshold is None else args.threshold
+    client = None
+    if args.dask:
+        # Before the -o file is touched: a missing cluster must not truncate it.
+        from ..distributed import ClusterError, connect
+
+        try:
+            client = connect(args.dask, timeout=args.dask_timeout)
+        except ClusterError as exc:
+            print(f"soundsentry score: {exc}", file=sys.stderr)
+            return EXIT_NO_CLUSTER
     kept = []
     if args.output:
         # Rows go straight into the file, whole and flushed one by one: a killed batch leaves
@@ -103,7 +127,13 @@ def run(args: argparse.Namespace) -> int:
             todo.append(path)
     counts = Counter(row.verdict for row in kept)
     writer = make_writer(args.fmt, stream, append=append, keep_closed=args.output is not None)
-    rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
+    if client is not None:
+        from ..distributed import score_files_dask
+
+        # The same scoring function on the workers: the same rows, in the same order.
+        rows = score_files_dask(client, todo, model=model, detector=args.detector, threshold=args.threshold)
+    else:
+        rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
     interrupted, write_error = False, None
     previous_sigterm = _sigterm_as_interrupt()
     try:
@@ -126,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         write_error = exc
     finally:
         rows.close()  # stops the worker processes
+        if client is not None:
+            client.close()
         try:
             writer.end()
             if args.output:
