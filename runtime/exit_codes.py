@@ -28,7 +28,7 @@ EXIT_CODES = {
     EXIT_USAGE: "bad command line",
     EXIT_FILES_FAILED: "at least one file could not be scored (the others were)",
     EXIT_MODEL_ERROR: "the model could not be found or loaded",
-    EXIT_FLAGGED: "every file scored, at least one silent or clipped (no verdict for it: a dead microphone or an "
-    "overdriven input is not a healthy machine); the others may be abnormal, the summary counts them",
+    EXIT_FLAGGED: "every file scored, at least one silent or clipped (its verdict means nothing); the others may be "
+    "abnormal, the summary counts them",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); the rows so far are kept, --resume finishes",
 }

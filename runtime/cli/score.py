@@ -207,8 +207,8 @@ def _files(n: int) -> str:
 def summary_category(row) -> str:
     """What the summary counts a row as: ``error``, its first signal flag (``silent``, ``clipped``), else its verdict.
 
-    A silent or clipped recording gets a score, but no verdict: a dead microphone scored "normal"
-    must not be counted as a healthy machine.
+    A silent or clipped recording gets a score and a verdict, but the verdict means nothing: a dead
+    microphone scored "normal" must not be counted as a healthy machine.
     """
     if row.verdict == "error":
         return "error"
