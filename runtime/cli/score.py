@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print("soundsentry score: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if args.resume and (args.output is None or args.fmt not in RESUMABLE_FORMATS):
-        print("soundsentry score: --resume needs -o FILE and --format csv or json", file=sys.stderr)
+        print("soundsentry score: --resume needs -o FILE with CSV or JSON rows (FILE.csv, FILE.json, or --format csv or json)", file=sys.stderr)
         return EXIT_USAGE
     try:
         model = load_model(choose_model(args.model))
