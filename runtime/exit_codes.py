@@ -6,6 +6,7 @@ __all__ = [
     "EXIT_ANOMALIES",
     "EXIT_CODES",
     "EXIT_FILES_FAILED",
+    "EXIT_FLAGGED",
     "EXIT_INTERRUPTED",
     "EXIT_MODEL_ERROR",
     "EXIT_NO_AUDIO_INPUT",
@@ -21,8 +22,9 @@ EXIT_ANOMALIES = 1
 EXIT_USAGE = 2
 EXIT_FILES_FAILED = 3
 EXIT_MODEL_ERROR = 4
-EXIT_NO_AUDIO_INPUT = 5
+EXIT_FLAGGED = 5
 EXIT_NO_CLUSTER = 6
+EXIT_NO_AUDIO_INPUT = 7
 EXIT_INTERRUPTED = 130
 
 #: Exit status of ``soundsentry score`` (``models``/``info`` use 0, 2 and 4 only).
@@ -32,6 +34,8 @@ EXIT_CODES = {
     EXIT_USAGE: "bad command line",
     EXIT_FILES_FAILED: "at least one file could not be scored (the others were)",
     EXIT_MODEL_ERROR: "the model could not be found or loaded",
+    EXIT_FLAGGED: "every file scored, at least one silent or clipped (its verdict means nothing); the others may be "
+    "abnormal, the summary counts them",
     EXIT_NO_CLUSTER: "--dask: the [dask] extra is missing or the scheduler did not answer",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); the rows so far are kept, --resume finishes",
 }

@@ -15,6 +15,7 @@ import soundfile as sf
 import soundsentry
 import soxr
 from soundsentry.devices import ClipBackend
+from soundsentry.exit_codes import EXIT_NO_AUDIO_INPUT
 from soundsentry.listen import Listener, choose_device, clip_windows
 
 from .conftest import ABNORMAL_CLIP, MULTICHANNEL_CLIP, REPO_ROOT
@@ -104,7 +105,7 @@ def test_no_portaudio_is_a_clear_message_and_its_own_exit_code(monkeypatch, caps
     from soundsentry.cli import main
 
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails, as without the package
-    assert main(["listen"]) == 5
+    assert main(["listen"]) == EXIT_NO_AUDIO_INPUT
     assert "no audio input: sounddevice is not installed" in capsys.readouterr().err
 
 
