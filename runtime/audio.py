@@ -1,7 +1,8 @@
 """Decoding audio files into mono float32 samples at the model's rate.
 
-soundfile (libsndfile) reads WAV, FLAC and OGG in any integer or float sample format;
-soxr resamples with a proper anti-aliasing filter. Every failure becomes an
+soundfile (libsndfile) reads WAV, FLAC, OGG, MP3, AIFF, CAF and the other formats it lists
+(:mod:`soundsentry.formats`) in any integer or float sample format; M4A/AAC goes through PyAV
+(:mod:`soundsentry.av_decode`, the ``[m4a]`` extra); soxr resamples with a proper anti-aliasing filter. Every failure becomes an
 :class:`~soundsentry.errors.AudioError` that names the file.
 """
 
@@ -17,6 +18,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioDecodeError, AudioTooLongError, InvalidAudioError
+from .formats import needs_av
 
 __all__ = [
     "MAX_DECODED_SAMPLES",
@@ -84,9 +86,7 @@ def read_audio(path: str | os.PathLike[str], *, max_seconds: float | None = None
     p = os.fspath(path)
     _check_openable(p)
     try:
-        # Bytes, not str: soundfile encodes a str strictly, so a name that is not valid UTF-8
-        # (a surrogate-escaped str here) would fail as "cannot decode".
-        with sf.SoundFile(os.fsencode(p)) as fh:
+        with _open(p) as fh:
             rate, channels = int(fh.samplerate), int(fh.channels)
             if rate <= 0 or channels <= 0:
                 raise AudioDecodeError(p, f"cannot decode audio (header says {rate} Hz, {channels} channels)")
@@ -140,7 +140,23 @@ def _check_openable(p: str) -> None:
         raise AudioDecodeError(p, f"cannot open ({exc.strerror or type(exc).__name__})") from None
 
 
+def _open(p: str):
+    """The decoder for ``p``: PyAV for M4A/MP4, libsndfile for the rest (same reading interface)."""
+    if needs_av(p):
+        from .av_decode import AvFile
+
+        return AvFile(p)
+    # Bytes, not str: soundfile encodes a str strictly, so a name that is not valid UTF-8
+    # (a surrogate-escaped str here) would fail as "cannot decode".
+    return sf.SoundFile(os.fsencode(p))
+
+
 def _short(exc: BaseException) -> str:
+    # libsndfile's own words ("Format not recognised."), not soundfile's prefix that repeats
+    # the file name as Python bytes (b'...'): the error carrying this text names the file.
+    error_string = getattr(exc, "error_string", None)
+    if isinstance(exc, sf.LibsndfileError) and error_string:
+        return str(error_string).strip().rstrip(".")
     text = str(exc).strip().splitlines()
     return text[-1] if text else type(exc).__name__
 
@@ -182,7 +198,7 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int, channel: Chann
     Parameters
     ----------
     path : str or os.PathLike
-        A WAV, FLAC or OGG file.
+        An audio file (:func:`soundsentry.formats.audio_suffixes`).
     sample_rate : int
         Rate the result is resampled to.
     channel : {"first", "mean"}
@@ -208,7 +224,7 @@ class AudioBlocks:
     Parameters
     ----------
     path : str or os.PathLike
-        A WAV, FLAC or OGG file.
+        An audio file (:func:`soundsentry.formats.audio_suffixes`).
     block_frames : int
         Frames (samples per channel) per block; the last block may be shorter.
     channel : {"first", "mean"}
@@ -241,7 +257,7 @@ class AudioBlocks:
         self.channel: ChannelPolicy = channel
         _check_openable(self.path)
         try:
-            self._file = sf.SoundFile(os.fsencode(self.path))  # bytes: see read_audio
+            self._file = _open(self.path)
         except PermissionError as exc:
             raise AudioDecodeError(self.path, "permission denied") from exc
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError, EOFError) as exc:

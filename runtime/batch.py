@@ -15,32 +15,49 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from .errors import SoundSentryError
+from .formats import audio_suffixes
 from .report import Row
 from .scoring import score_path
 
-__all__ = ["AUDIO_SUFFIXES", "find_audio_files", "score_file", "score_files"]
+__all__ = ["AUDIO_SUFFIXES", "find_audio_files", "score_file", "score_files", "search_audio_files"]
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+#: Suffixes folder search takes (:func:`soundsentry.formats.audio_suffixes`): every format the
+#: decoders installed here read.
+AUDIO_SUFFIXES = audio_suffixes()
 
 log = logging.getLogger(__name__)
 
-def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Expand folders (recursively, audio suffixes only, sorted); files are kept as given, even odd ones,
-    so that a bad file the user named gets an error row instead of vanishing."""
+def search_audio_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], int]:
+    """Expand folders (recursively, :data:`AUDIO_SUFFIXES` only, sorted); files are kept as given, even odd
+    ones, so that a bad file the user named gets an error row instead of vanishing.
+
+    Returns
+    -------
+    files : list of str
+    n_not_audio : int
+        Files inside the folders left out because their suffix is not one of :data:`AUDIO_SUFFIXES`.
+    """
     out: list[str] = []
+    n_not_audio = 0
     for p in paths:
         p = os.fspath(p)
         if os.path.isdir(p):
-            found = [
-                os.path.join(root, name)
-                for root, _dirs, names in os.walk(p)
-                for name in names
-                if name.lower().endswith(AUDIO_SUFFIXES)
-            ]
+            found = []
+            for root, _dirs, names in os.walk(p):
+                for name in names:
+                    if name.lower().endswith(AUDIO_SUFFIXES):
+                        found.append(os.path.join(root, name))
+                    else:
+                        n_not_audio += 1
             out.extend(sorted(found))
         else:
             out.append(p)
-    return out
+    return out, n_not_audio
+
+
+def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """:func:`search_audio_files` without the count of files left out."""
+    return search_audio_files(paths)[0]
 
 
 def score_file(model, path: str, *, detector: str | None, threshold: float | None) -> Row:

@@ -22,6 +22,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Bundle",
     "file_sha256",
+    "is_shipped",
     "list_shipped_models",
     "read_bundle",
     "resolve_bundle",
@@ -35,6 +36,11 @@ def list_shipped_models() -> list[str]:
     """Names of the bundles installed with the package, sorted."""
     root = _shipped_root()
     return sorted(p.parent.name for p in root.glob(f"*/{CARD_NAME}"))
+
+
+def is_shipped(root: str | os.PathLike[str]) -> bool:
+    """Whether the bundle folder ``root`` is one installed with the package (not trained or enrolled by the user)."""
+    return Path(root).resolve().parent == _shipped_root().resolve()
 
 
 def resolve_bundle(name_or_path: str | os.PathLike[str]) -> Path:

@@ -251,5 +251,5 @@ def require_extra(kind: DetectorKind) -> None:
         plain = ", ".join(k.name for k in KINDS if not k.needs_train)
         raise EnrollmentError(
             f"{kind.name} enrollment needs the [train] extra ({', '.join(missing)} not installed): {TRAIN_EXTRA_HINT}; "
-            f"{plain} enrollment work without it (detectors=({DEFAULT_DETECTOR!r},))"
+            f"these need no extra: {plain}"
         )

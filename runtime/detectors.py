@@ -40,6 +40,20 @@ def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))
 
 
+def _onnx_distances(g, x: str, reference: np.ndarray) -> str:
+    """Graph nodes of :func:`pairwise_distances` between float64 rows ``x`` and ``reference``, same formula."""
+    a2 = g.op("ReduceSum", g.op("Mul", x, x), g.const([1], "ax", np.int64), keepdims=1)
+    b2 = g.const((reference * reference).sum(1)[None, :], "ref_sq")
+    ab = g.op("MatMul", x, g.const(np.ascontiguousarray(reference.T), "ref_t"))
+    sq = g.op("Sub", g.op("Add", a2, b2), g.op("Mul", g.const(2.0, "two", np.float64), ab))
+    return g.op("Sqrt", g.op("Max", sq, g.const(0.0, "zero", np.float64)), hint="distances")
+
+
+def _onnx_k_nearest(g, distances: str, k: int) -> tuple[str, str]:
+    """Graph nodes of :func:`_k_nearest`: the k smallest distances per row, ascending, and their indices."""
+    return g.op("TopK", distances, g.const([k], "k", np.int64), outputs=2, axis=1, largest=0, sorted=1)
+
+
 def _k_nearest(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Distances and indices of the k smallest entries per row, sorted ascending."""
     idx = np.argpartition(distances, k - 1, axis=1)[:, :k]
@@ -110,6 +124,21 @@ class LocalOutlierFactor:
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
         """LOF of each row (higher = more anomalous), shape (n_samples,)."""
         return -self.score_samples(X)
+
+    def onnx_scores(self, g, latent: str) -> str:
+        """:meth:`anomaly_score` as ONNX graph nodes (the single-file export).
+
+        ``g`` is a graph builder (:class:`soundsentry.export.onnx_pipeline.Graph`: ``g.op(type, *inputs,
+        **attributes)`` and ``g.const(array, hint, dtype)`` return value names; nothing here imports
+        onnx); ``latent`` names the float32 latents (n, n_features). Returns the name of the float64
+        anomaly scores (n,), equal to :meth:`anomaly_score`'s.
+        """
+        nd, ni = _onnx_k_nearest(g, _onnx_distances(g, g.op("Cast", latent, to=11), self.reference_), self.n_neighbors_)
+        reach = g.op("Max", nd, g.op("Gather", g.const(self.k_distance_, "k_distance"), ni, axis=0))
+        mean_reach = g.op("ReduceMean", reach, axes=[1], keepdims=1)
+        lrd = g.op("Reciprocal", g.op("Add", mean_reach, g.const(_LRD_EPS, "eps", np.float64)))
+        ratio = g.op("Div", g.op("Gather", g.const(self.lrd_, "lrd"), ni, axis=0), lrd)
+        return g.op("ReduceMean", ratio, axes=[1], keepdims=0)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted state as a plain ``.npz`` (no pickle)."""
@@ -200,6 +229,17 @@ class KNearestNeighbors:
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """Negated mean k-nearest distance (higher = more normal), shape (n_samples,)."""
         return -self.anomaly_score(X)
+
+    def onnx_scores(self, g, latent: str) -> str:
+        """:meth:`anomaly_score` as ONNX graph nodes (the single-file export).
+
+        ``g`` is a graph builder (:class:`soundsentry.export.onnx_pipeline.Graph`: ``g.op(type, *inputs,
+        **attributes)`` and ``g.const(array, hint, dtype)`` return value names; nothing here imports
+        onnx); ``latent`` names the float32 latents (n, n_features). Returns the name of the float64
+        anomaly scores (n,), equal to :meth:`anomaly_score`'s.
+        """
+        nd, _ = _onnx_k_nearest(g, _onnx_distances(g, g.op("Cast", latent, to=11), self.reference_), self.n_neighbors_)
+        return g.op("ReduceMean", nd, axes=[1], keepdims=0)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted state as a plain ``.npz`` (no pickle)."""
@@ -307,6 +347,19 @@ class Mahalanobis:
         """Negated Mahalanobis distance (higher = more normal), shape (n_samples,)."""
         return -self.anomaly_score(X)
 
+    def onnx_scores(self, g, latent: str) -> str:
+        """:meth:`anomaly_score` as ONNX graph nodes (the single-file export).
+
+        ``g`` is a graph builder (:class:`soundsentry.export.onnx_pipeline.Graph`: ``g.op(type, *inputs,
+        **attributes)`` and ``g.const(array, hint, dtype)`` return value names; nothing here imports
+        onnx); ``latent`` names the float32 latents (n, n_features). Returns the name of the float64
+        anomaly scores (n,), equal to :meth:`anomaly_score`'s.
+        """
+        centred = g.op("Sub", g.op("Cast", latent, to=11), g.const(self.location_, "location"))
+        product = g.op("Mul", g.op("MatMul", centred, g.const(self.precision_, "precision")), centred)
+        q = g.op("ReduceSum", product, g.const([1], "ax", np.int64), keepdims=0)
+        return g.op("Sqrt", g.op("Max", q, g.const(0.0, "zero", np.float64)))
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted state as a plain ``.npz`` (no pickle)."""
         np.savez(
@@ -334,7 +387,12 @@ class Mahalanobis:
         if not (np.isfinite(location).all() and np.isfinite(precision).all() and 0.0 <= shrinkage <= 1.0):
             raise ModelIntegrityError(f"{path}: Mahalanobis state holds non-finite or out-of-range values")
         maha = cls()
-        maha.location_, maha.precision_, maha.shrinkage_, maha.n_reference_ = location, precision, shrinkage, n_reference
+        maha.location_, maha.precision_, maha.shrinkage_, maha.n_reference_ = (
+            location,
+            precision,
+            shrinkage,
+            n_reference,
+        )
         return maha
 
 
@@ -369,6 +427,18 @@ class OneClassSVMOnnx:
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return -self.score_samples(X)
+
+    def onnx_scores(self, g, latent: str) -> str:
+        """:meth:`anomaly_score` as ONNX graph nodes: this detector's own graph inlined (``g.inline``).
+
+        ``g`` is a graph builder (:class:`soundsentry.export.onnx_pipeline.Graph`: ``g.op(type, *inputs,
+        **attributes)`` and ``g.const(array, hint, dtype)`` return value names; nothing here imports
+        onnx); ``latent`` names the float32 latents (n, n_features). Returns the name of the float64
+        anomaly scores (n,), equal to :meth:`anomaly_score`'s.
+        """
+        outputs = g.inline(self.path, "ocsvm/", {self.input_name: latent})
+        scores = g.op("Reshape", outputs[self.output_name], g.const([-1], "flat", np.int64))
+        return g.op("Neg", g.op("Cast", scores, to=11))
 
 
 # -- hooks of the detector registry (soundsentry.detector_kinds) -------------------------------

@@ -26,14 +26,37 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .errors import SoundSentryError
 from .report import Row
 
-__all__ = ["model_reference", "score_files_dask", "worker_model"]
+__all__ = ["ClusterError", "connect", "model_reference", "score_files_dask", "worker_model"]
 
 # One model per worker process, keyed by (bundle reference, ONNX threads). Dask's worker
 # threads share it: ONNX Runtime sessions and the NumPy LOF are safe to call concurrently.
 _MODELS: dict[tuple[str, int], Any] = {}
 _LOCK = threading.Lock()
+
+
+class ClusterError(SoundSentryError):
+    """No Dask cluster to score on: the ``[dask]`` extra is missing or the scheduler cannot be reached."""
+
+
+def connect(address: str, *, timeout: float = 10.0):
+    """A ``dask.distributed.Client`` of the scheduler at ``address`` (``tcp://host:8786``).
+
+    Raises
+    ------
+    ClusterError
+        With the fix in words: install the extra, or check the scheduler's address.
+    """
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ClusterError('--dask needs the [dask] extra: pip install "soundsentry[dask]"') from None
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({exc})") from None
 
 
 def model_reference(model) -> str:

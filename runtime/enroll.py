@@ -40,6 +40,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from .audio import select_channel
 from .batch import find_audio_files
 from .calibration import (
     DEFAULT_QUANTILE,
@@ -50,9 +51,10 @@ from .calibration import (
 )
 from .card import CARD_NAME, card_header, file_sha256, package_versions, write_card
 from .detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES, KINDS, TRAIN_EXTRA_HINT, detector_kind, require_extra
-from .errors import EnrollmentError, SoundSentryError
+from .errors import EnrollmentError, InvalidAudioError, SoundSentryError
 from .model import Model, aggregate_scores, load_model
-from .scoring import check_length, mono_samples
+from .quality import describe_flags, signal_flags
+from .scoring import check_length, decode, mono_samples
 
 __all__ = [
     "NUMPY_DETECTORS",
@@ -168,7 +170,7 @@ def load_recordings(
 ) -> tuple[list[EnrolledRecording], list[dict[str, str]]]:
     """Log-mel spectrograms of every normal recording; folders are searched for audio files.
 
-    A recording that cannot be used (undecodable, too short, NaN...) is skipped with its
+    A recording that cannot be used (undecodable, too short, NaN, silent or clipped) is skipped with its
     reason unless ``strict``, so one bad file does not lose the others' work.
 
     Returns
@@ -189,12 +191,17 @@ def load_recordings(
             progress(i, len(items), name)
         try:
             if isinstance(item, (str, os.PathLike)):
-                y = mono_samples(model, name)
+                y, flags = decode(model, name, limit=False)
                 digest = file_sha256(name)
             else:
                 samples, sr = item if isinstance(item, tuple) else (item, None)
                 y = mono_samples(model, np.asarray(samples), sample_rate=sr)
+                flags = signal_flags(select_channel(np.asarray(samples, dtype=np.float32), policy=model.channel))
                 digest = hashlib.sha256(np.ascontiguousarray(y, dtype="<f4").tobytes()).hexdigest()
+            if flags:
+                # Checked on the samples, whatever the encoder: a dead microphone's "normal" would
+                # make a threshold that flags every real recording of the machine.
+                raise InvalidAudioError(name, f"not used for enrollment: {describe_flags(flags)}")
             check_length(model, y, path=name)
             logmel = model.features(y)
         except SoundSentryError as exc:
@@ -343,7 +350,7 @@ def _prepare_out(out: Path, model: Model, overwrite: bool) -> None:
             raise EnrollmentError(f"{out}: exists and is not a folder")
         entries = list(out.iterdir())
         if entries and not overwrite:
-            raise EnrollmentError(f"{out}: folder exists and is not empty (overwrite=True / --force replaces a bundle)")
+            raise EnrollmentError(f"{out}: folder exists and is not empty (overwrite=True replaces the bundle in it)")
         if entries and not (out / CARD_NAME).is_file():
             # Never delete a folder that is not a bundle, whatever the flag says.
             raise EnrollmentError(f"{out}: folder is not empty and holds no model bundle; refusing to replace it")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLIP_FRACTION", "CLIP_LEVEL", "FLAGS", "SILENCE_DBFS", "SignalStats", "signal_flags"]
+__all__ = ["CLIP_FRACTION", "CLIP_LEVEL", "FLAGS", "SILENCE_DBFS", "SignalStats", "describe_flags", "signal_flags"]
 
 #: Flags a row can carry, in the order they are listed.
 FLAGS = ("silent", "clipped")
@@ -59,6 +59,15 @@ def signal_flags(samples: np.ndarray) -> tuple[str, ...]:
     if np.count_nonzero(np.abs(y) >= CLIP_LEVEL) >= max(1, CLIP_FRACTION * y.size):
         flags.append("clipped")
     return tuple(flags)
+
+
+def describe_flags(flags: tuple[str, ...]) -> str:
+    """The flags in a user's words, for an error or a refusal that names the recording."""
+    words = {
+        "silent": f"silent (RMS level below {SILENCE_DBFS:g} dBFS: a dead microphone or a cut cable, not the machine)",
+        "clipped": f"clipped (at least {CLIP_FRACTION:.1%} of the samples at full scale: an overdriven input)",
+    }
+    return " and ".join(words.get(f, f) for f in flags)
 
 
 class SignalStats:

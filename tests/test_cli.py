@@ -102,7 +102,10 @@ def mixed_batch(tmp_path):
         shutil.copy(MONO_CLIP, g)
     text = folder / "b_text.wav"
     text.write_text("these are not samples\n" * 20)
-    missing = tmp_path / "missing.flac"
+    # A file named on the command line that exists but holds nothing (a path that does not exist
+    # is a command-line error, exit 2: tests/test_cli_user.py).
+    missing = tmp_path / "empty.flac"
+    missing.write_bytes(b"")
     return folder, good, text, missing
 
 
@@ -114,7 +117,7 @@ def test_batch_with_bad_files_reports_them_and_scores_the_rest(capsys, caplog, m
     for g in good:
         assert rows[str(g)]["verdict"] in ("normal", "abnormal") and rows[str(g)]["error"] == ""
         assert math.isfinite(float(rows[str(g)]["score"]))
-    assert rows[str(missing)]["verdict"] == "error" and "not found" in rows[str(missing)]["error"]
+    assert rows[str(missing)]["verdict"] == "error" and "empty" in rows[str(missing)]["error"]
     assert rows[str(text)]["verdict"] == "error" and "decode" in rows[str(text)]["error"]
     for bad in (missing, text):
         assert rows[str(bad)]["score"] == ""
@@ -243,6 +246,7 @@ def test_csv_cells_cannot_become_formulas(capsys, tmp_path, monkeypatch, name):
 
 def test_csv_error_cell_cannot_become_a_formula(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "=cmd.wav").write_text("not audio\n")
     code, out, _ = _run(capsys, "score", "=cmd.wav", "--format", "csv")
     (row,) = _csv_rows(out)
     assert row["path"].startswith("'")

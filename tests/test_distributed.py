@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,78 @@ def test_a_bundle_folder_works_from_anywhere(client, fan_model, monkeypatch, tmp
     (row,) = score_files_dask(client, EXAMPLES[:1], model="bundles/myfan")
     assert row.error == "" and row.score == pytest.approx(fan_model.score(EXAMPLES[0]).score, rel=1e-12)
     assert row.model == "fan"
+
+
+def _score_cli(*args, check_code=3):
+    proc = subprocess.run(
+        [sys.executable, "-m", "soundsentry", "score", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == check_code, proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_score_dask_writes_the_file_a_local_run_writes(client, files, tmp_path, fmt):
+    local, remote = tmp_path / f"local.{fmt}", tmp_path / f"dask.{fmt}"
+    address = client.scheduler.address
+    _score_cli(*files, "--format", fmt, "-o", str(local))
+    _score_cli(*files, "--format", fmt, "-o", str(remote), "--dask", address)
+    assert remote.read_bytes() == local.read_bytes()
+    # --resume on the cluster finishes a file cut short into the same bytes.
+    half = tmp_path / f"half.{fmt}"
+    _score_cli(*files[: len(files) // 2], "--format", fmt, "-o", str(half), check_code=1)
+    _score_cli(*files, "--format", fmt, "-o", str(half), "--resume", "--dask", address)
+    assert half.read_bytes() == local.read_bytes()
+
+
+def test_score_dask_without_a_scheduler_or_the_extra_says_so_and_keeps_the_file(tmp_path):
+    out = tmp_path / "rows.csv"
+    out.write_text("kept\n")
+    proc = _score_cli(EXAMPLES[0], "-o", str(out), "--dask", "tcp://127.0.0.1:9", "--dask-timeout", "1", check_code=6)
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in proc.stderr
+    assert out.read_text() == "kept\n"
+    blocked = (
+        "import sys; sys.modules['distributed'] = None; sys.modules['dask'] = None; "
+        "from soundsentry.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", blocked, "score", EXAMPLES[0], "--dask", "tcp://127.0.0.1:9"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 6 and 'needs the [dask] extra: pip install "soundsentry[dask]"' in proc.stderr
+
+
+def test_watch_dask_scores_a_folder_on_the_cluster_as_score_does(client, tmp_path):
+    import csv
+    import shutil
+    import signal
+    import time
+
+    folder, out, ref = tmp_path / "in", tmp_path / "watch.csv", tmp_path / "score.csv"
+    folder.mkdir()
+    for src in EXAMPLES:
+        shutil.copy(src, folder / Path(src).name)
+    watch = [sys.executable, "-m", "soundsentry", "watch", str(folder), "-o", str(out), "--settle", "0.3"]
+    proc = subprocess.Popen(
+        [*watch, "--poll", "0.1", "--dask", client.scheduler.address],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < len(EXAMPLES) + 1):
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    paths = sorted(str(folder / Path(p).name) for p in EXAMPLES)
+    _score_cli(*paths, "--format", "csv", "-o", str(ref), check_code=1)
+    assert sorted(csv.DictReader(out.open()), key=lambda r: r["path"]) == list(csv.DictReader(ref.open()))

@@ -10,6 +10,8 @@ import textwrap
 from .conftest import EXAMPLES_DIR, MONO_CLIP, REPO_ROOT
 
 BLOCKED = ["tensorflow", "keras", "tf_keras", "sklearn", "librosa", "scipy", "numba", "PySide6", "tf2onnx", "skl2onnx"]
+# The optional extras of watch, export-onnx and --dask: the plain runtime must not need them either.
+BLOCKED += ["onnx", "watchdog", "dask", "distributed"]
 
 SCRIPT = textwrap.dedent(
     """

@@ -20,7 +20,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("data", type=Path, help="a clips.csv (like shared/data/mimii/clips.csv) or a folder of audio")
     parser.add_argument("--machine-type", required=True, help="machine type to train on, e.g. fan")
-    parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (replaced if it exists)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="bundle folder to write: new or empty, unless --force"
+    )
+    parser.add_argument("--force", action="store_true", help="replace the bundle in a non-empty --out folder")
     parser.add_argument("--name", help="model name in the card (default: the machine type)")
     parser.add_argument(
         "--test-machine",
@@ -29,10 +32,25 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         metavar="ID",
         help="machine id held out of training and used only for evaluation (repeatable)",
     )
-    parser.add_argument("--epochs", type=int, default=100, help="maximum epochs; early stopping on held-out normals")
-    parser.add_argument("--patience", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--validation-fraction", type=float, default=0.25)
+    parser.add_argument(
+        "--epochs", type=int, default=100, help="maximum epochs; early stopping on held-out normals (default: 100)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="stop after this many epochs without a better validation loss; the best epoch is kept (default: 10)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the validation split, weights and shuffling (default: 0)"
+    )
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.25,
+        help="share of the training machines' normal clips held out for early stopping and the threshold "
+        "(default: 0.25)",
+    )
     parser.add_argument("--max-train-clips", type=int, help="use at most this many training clips (quick runs)")
     parser.add_argument("--channel0-only", action="store_true", help="train on channel 0 only, not every channel")
     parser.add_argument(
@@ -41,10 +59,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default="window_median",
         help="subtract each window's per-band median (cancels microphone/gain drift; default) or not",
     )
-    parser.add_argument("--window-frames", type=int, default=64, help="analysis window in frames (multiple of 16)")
-    parser.add_argument("--latent-dim", type=int, default=64)
     parser.add_argument(
-        "--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help="default detector in the card"
+        "--window-frames", type=int, default=64, help="analysis window in frames, a multiple of 16 (default: 64)"
+    )
+    parser.add_argument(
+        "--latent-dim",
+        type=int,
+        default=64,
+        help="size of the encoder's output, what the detectors see of each window (default: 64)",
+    )
+    parser.add_argument(
+        "--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help=f"default detector in the card (default: {DEFAULT_DETECTOR})"
     )
     return parser
 
@@ -57,6 +82,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from importlib.util import find_spec
+
+    from soundsentry.cli._common import out_in_the_way
+
+    # Before anything slow: `enroll --out` and `train --out` treat an existing folder alike.
+    problem = out_in_the_way(args.out, force=args.force)
+    if problem:
+        print(f"soundsentry train: {problem}", file=sys.stderr)
+        return EXIT_USAGE
 
     # Only look for the packages: TensorFlow must first be imported through tf_compat.
     if any(find_spec(name) is None for name in ("tensorflow", "sklearn", "tf2onnx", "skl2onnx")):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from importlib import metadata
 
 from ..exit_codes import EXIT_CODES, EXIT_OK, EXIT_USAGE
-from . import enroll, evaluate, info, score
+from . import enroll, evaluate, info, listen, score, watch
 from ._common import epilog, one_blas_thread
 
 __all__ = ["ENTRY_POINT_GROUP", "EXIT_CODES", "build_parser", "main"]
@@ -52,12 +52,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     enroll.add_parser(sub)
     info.add_models_parser(sub)
     info.add_info_parser(sub)
+    watch.add_parser(sub)
+    listen.add_parser(sub)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "score": score.run,
         "evaluate": evaluate.run,
         "enroll": enroll.run,
         "models": info.run_models,
         "info": info.run_info,
+        "watch": watch.run,
+        "listen": listen.run,
     }
     for ep in _plugins():
         if ep.name in handlers:

@@ -1,4 +1,4 @@
-"""What the subcommands share: the exit-status epilog and BLAS threads."""
+"""What the subcommands share: the exit-status epilog, BLAS threads, and what is said about the model used."""
 
 from __future__ import annotations
 
@@ -7,11 +7,67 @@ import sys
 
 from ..exit_codes import EXIT_CODES
 
-__all__ = ["epilog", "one_blas_thread"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "add_alert_arguments",
+    "choose_model",
+    "epilog",
+    "evidence_summary",
+    "make_alerts",
+    "missing_paths",
+    "one_blas_thread",
+    "out_in_the_way",
+    "trust_note",
+]
+
+#: The shipped model used when ``--model`` is not given.
+DEFAULT_MODEL = "fan"
 
 
-def epilog() -> str:
-    return "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+def epilog(codes: dict[int, str] = EXIT_CODES) -> str:
+    return "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in codes.items())
+
+
+def add_alert_arguments(parser) -> None:
+    """``--on-abnormal``, ``--alert-after``, ``--alert-every``, ``--alert-timeout`` (watch and listen)."""
+    group = parser.add_argument_group("alerts")
+    group.add_argument(
+        "--on-abnormal",
+        metavar="CMD",
+        help="shell command run with the event as JSON on stdin when abnormal sound is heard",
+    )
+    group.add_argument(
+        "--alert-after",
+        type=int,
+        default=1,
+        metavar="K",
+        help="alert after K consecutive abnormal verdicts (default 1)",
+    )
+    group.add_argument(
+        "--alert-every",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="at most one alert per S seconds; held-back verdicts are counted in the next event (default 300)",
+    )
+    group.add_argument(
+        "--alert-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="kill the alert command after S seconds (default 30)",
+    )
+
+
+def make_alerts(args, *, source: str):
+    """The :class:`~soundsentry.alerts.AlertPolicy` of ``--on-abnormal``, or None; ValueError on bad settings."""
+    if not args.on_abnormal:
+        return None
+    from ..alerts import AlertPolicy
+
+    return AlertPolicy(
+        args.on_abnormal, source=source, after=args.alert_after, every=args.alert_every, timeout=args.alert_timeout
+    )
 
 
 def one_blas_thread() -> None:
@@ -26,3 +82,77 @@ def one_blas_thread() -> None:
         return
     for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
+
+
+def missing_paths(paths: list[str]) -> list[str]:
+    """The command-line paths that do not exist (a typo is a command-line error, not a row)."""
+    return [p for p in paths if not os.path.lexists(p)]
+
+
+def out_in_the_way(out: os.PathLike[str] | str, *, force: bool) -> str | None:
+    """Why the ``--out`` folder of ``train`` or ``enroll`` cannot be written, or None.
+
+    Both commands take a new or empty folder, and replace a non-empty one only with ``--force``,
+    and then only if it holds a bundle.
+    """
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        return f"{out} exists and is not a folder"
+    if os.path.isdir(out) and os.listdir(out):
+        if not force:
+            return f"{out} is not empty: choose a new folder, or add --force to replace the bundle in it"
+        if not os.path.isfile(os.path.join(out, "model.json")):
+            # Never delete a folder that is not a bundle, whatever the flag says.
+            return f"{out} is not empty and holds no model bundle: refusing to replace it, choose a new folder"
+    return None
+
+
+def choose_model(model: str | None) -> str:
+    """``--model`` as given, or the default model with one line on stderr saying so."""
+    if model is not None:
+        return model
+    print(
+        f"soundsentry: no --model given: using the shipped {DEFAULT_MODEL!r} model "
+        "(choose with --model NAME_OR_FOLDER; soundsentry models lists the shipped ones)",
+        file=sys.stderr,
+    )
+    return DEFAULT_MODEL
+
+
+def evidence_summary(card: dict) -> str:
+    """How far a shipped model can be trusted, from its card: the held-out evaluation, else the
+    recipe's cross-machine figure (the card's evidence), else why there is none."""
+    ev = card.get("evaluation")
+    if isinstance(ev, dict):
+        auc = ev.get(card.get("default_detector", ""), {}).get("auc")
+        if isinstance(auc, (int, float)):
+            return f"held-out AUC {auc:.3f}{_chance(auc)} ({ev.get('n_normal', '?')} normal / {ev.get('n_abnormal', '?')} abnormal)"
+    cross = (card.get("evidence") or {}).get("cross-machine")
+    if not isinstance(cross, dict):
+        return "no held-out figure"
+    counts = cross.get("counts", {})
+    n = f"{counts.get('test_normal', '?')} normal / {counts.get('test_abnormal', '?')} abnormal"
+    ours = cross.get("ours")
+    if not isinstance(ours, dict) or not isinstance(ours.get("auc"), (int, float)):
+        return f"recipe on unheard machines: too thin for a figure ({n})"
+    pauc = f", pAUC {ours['pauc']:.3f}" if isinstance(ours.get("pauc"), (int, float)) else ""
+    return f"recipe on unheard machines: AUC {ours['auc']:.3f}{_chance(ours['auc'])}{pauc} ({n})"
+
+
+def _chance(auc: float) -> str:
+    # 0.5 is what ranking at random gets: below it the model ranks normal clips above abnormal ones.
+    return " (worse than chance)" if auc < 0.5 else ""
+
+
+def trust_note(model) -> None:
+    """For a shipped bundle used as is: one line on stderr with its card's evidence and how to enroll."""
+    from ..bundle import is_shipped
+
+    if not is_shipped(model.bundle.root) or model.card.get("enrollment"):
+        return
+    print(
+        f"soundsentry: {model.name!r} is a shipped model, not fitted to your machine: {evidence_summary(model.card)}; "
+        f"fit it to yours with: soundsentry enroll --model {model.name} --normal NORMAL_RECORDINGS... "
+        f"--out my_{model.name}",
+        file=sys.stderr,
+    )

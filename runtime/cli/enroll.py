@@ -9,6 +9,7 @@ from pathlib import Path
 from ..calibration import DEFAULT_QUANTILE
 from ..detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES, KINDS
 from ..exit_codes import EXIT_FILES_FAILED, EXIT_MODEL_ERROR, EXIT_OK, EXIT_USAGE
+from ._common import DEFAULT_MODEL, choose_model, missing_paths, out_in_the_way
 
 __all__ = ["add_parser", "run"]
 
@@ -20,9 +21,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Keep a model's encoder, fit its detector on your machine's normal recordings, calibrate the "
         "threshold from those recordings alone and write a new bundle (usable with --model DIR).",
     )
-    enroll.add_argument("-m", "--model", default="fan", help="parent model: shipped name or bundle folder (default: fan)")
-    enroll.add_argument("--normal", nargs="+", required=True, metavar="PATH", help="normal recordings: files or folders")
-    enroll.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the new bundle")
+    enroll.add_argument(
+        "-m", "--model", help=f"parent model: shipped name or bundle folder (default: {DEFAULT_MODEL}, said on stderr)"
+    )
+    enroll.add_argument(
+        "--normal", nargs="+", required=True, metavar="PATH", help="normal recordings: files or folders (silent or clipped ones are skipped and named)",
+    )
+    enroll.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder of the new bundle: new or empty, unless --force"
+    )
     enroll.add_argument(
         "--detector",
         action="append",
@@ -42,8 +49,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="keep each window's level (default: level it, so a gain or distance change is not flagged)",
     )
-    enroll.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
-    enroll.add_argument("--strict", action="store_true", help="stop at the first unusable recording instead of skipping it")
+    enroll.add_argument("--force", action="store_true", help="replace the bundle in a non-empty --out folder")
+    enroll.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unusable recording (undecodable, too short, silent, clipped) instead of skipping it",
+    )
     return enroll
 
 
@@ -56,8 +67,16 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import EnrollmentError, ModelError, SoundSentryError
     from ..model import load_model
 
+    missing = missing_paths(args.normal)
+    if missing:
+        print(f"soundsentry enroll: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    problem = out_in_the_way(args.out, force=args.force)
+    if problem:
+        print(f"soundsentry enroll: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        parent = load_model(args.model)
+        parent = load_model(choose_model(args.model))
     except ModelError as exc:
         print(f"soundsentry: {exc}", file=sys.stderr)
         return EXIT_MODEL_ERROR

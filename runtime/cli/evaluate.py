@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..detector_kinds import DETECTOR_NAMES
 from ..exit_codes import EXIT_FILES_FAILED, EXIT_MODEL_ERROR, EXIT_OK, EXIT_USAGE
+from ._common import DEFAULT_MODEL, choose_model
 
 __all__ = ["add_parser", "run"]
 
@@ -21,7 +22,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "overall and per machine, SNR and domain, plus ROC plots (PNG, needs matplotlib) next to it.",
     )
     evaluate.add_argument("data", nargs="+", metavar="DATA", help="folders with normal/ and abnormal/, or clips.csv files")
-    evaluate.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
+    evaluate.add_argument(
+        "-m", "--model", help=f"shipped model name or bundle folder (default: {DEFAULT_MODEL}, said on stderr)"
+    )
     evaluate.add_argument("--detector", action="append", choices=DETECTOR_NAMES, help="detector(s) (default: all)")
     evaluate.add_argument("-o", "--output", type=Path, help="Markdown report (default: evaluation_<model>.md)")
     evaluate.add_argument(
@@ -37,7 +40,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``soundsentry evaluate``: exit 0 when every clip was scored, 3 when some failed, 2 for bad data, 4 model error."""
+    """``soundsentry evaluate``: exit 0 when every clip was scored, 3 when some failed, 2 for bad data (no normal
+    or no abnormal clip: the report is written, the figures that need both are missing), 4 model error."""
     from ..errors import ModelError
     from ..evaluate import EvaluationError, LabelledClip, heard, read_labelled_clips, score_clips, training_fingerprints
     from ..evaluate_report import write_report
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model import load_model
 
     try:
-        model = load_model(args.model)
+        model = load_model(choose_model(args.model))
         detectors = list(dict.fromkeys(args.detector or model.detectors))
         for det in detectors:
             if det not in model.detectors:
@@ -96,19 +100,37 @@ def run(args: argparse.Namespace) -> int:
     out = args.output or Path(f"evaluation_{model.name}.md")
     description = ", ".join(str(d) for d in args.data) + (f" ({'; '.join(notes)})" if notes else "")
     report = write_report(model, scored, out, data_description=description, excluded=excluded, plots=not args.no_plots)
+    missing_class = None
     for det, rows in report.metrics.items():
         if rows:
             r = rows[0]
-            print(
-                f"{det}: {r.n_normal} normal / {r.n_abnormal} abnormal clips: AUC {fmt(r.auc)}, pAUC {fmt(r.pauc)}, "
-                f"F1 {fmt(r.f1)}, false alarms {fmt(r.false_alarm_rate)}",
-                file=sys.stderr,
-            )
+            if r.n_normal and r.n_abnormal:
+                figures = (
+                    f"AUC {fmt(r.auc)}, pAUC {fmt(r.pauc)}, F1 {fmt(r.f1)}, false alarms {fmt(r.false_alarm_rate)}"
+                )
+            elif r.n_abnormal:  # recall needs abnormal clips only
+                figures, missing_class = f"detected {fmt(r.recall)} of the abnormal clips", "normal"
+            else:  # the false-alarm rate needs normal clips only
+                figures, missing_class = f"false alarms {fmt(r.false_alarm_rate)}", "abnormal"
+            print(f"{det}: {r.n_normal} normal / {r.n_abnormal} abnormal clips: {figures}", file=sys.stderr)
     print(f"report: {report.markdown}", file=sys.stderr)
     if report.plots_skipped and not args.no_plots:
         print(f"ROC plots skipped: {report.plots_skipped}", file=sys.stderr)
     failed = sum(1 for s in scored if s.error)
     if failed:
         print(f"{failed} clips could not be scored (listed in the report)", file=sys.stderr)
-        return EXIT_FILES_FAILED
-    return EXIT_OK
+    if missing_class == "normal":
+        print(
+            "soundsentry evaluate: no normal clips found: the false-alarm figures (false alarm rate, "
+            "precision, F1, AUC, pAUC) are missing; add the machine's normal recordings (a normal/ folder)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if missing_class == "abnormal":
+        print(
+            "soundsentry evaluate: no abnormal clips found: the detection figures (recall, precision, F1, "
+            "AUC, pAUC) are missing; add recordings of faults (an abnormal/ folder)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return EXIT_FILES_FAILED if failed else EXIT_OK

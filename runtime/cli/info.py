@@ -7,12 +7,17 @@ import sys
 
 from ..detector_kinds import DEFAULT_DETECTOR
 from ..exit_codes import EXIT_MODEL_ERROR, EXIT_OK
+from ._common import evidence_summary
 
 __all__ = ["add_info_parser", "add_models_parser", "run_info", "run_models"]
 
 
 def add_models_parser(sub) -> argparse.ArgumentParser:
-    return sub.add_parser("models", help="list shipped models")
+    return sub.add_parser(
+        "models",
+        help="list shipped models",
+        description="List the shipped models with how far each can be trusted: the held-out figure its card holds.",
+    )
 
 
 def add_info_parser(sub) -> argparse.ArgumentParser:
@@ -25,26 +30,18 @@ def add_info_parser(sub) -> argparse.ArgumentParser:
 def run_models(args: argparse.Namespace) -> int:
     from ..bundle import list_shipped_models, read_bundle
 
+    rows = []
     for name in list_shipped_models():
         card = read_bundle(name, verify=False).card
-        ev = card.get("evaluation", {})
-        auc = ev.get(card.get("default_detector", DEFAULT_DETECTOR), {}).get("auc")
-        figure = f"held-out AUC {auc:.3f}" if auc is not None else None
-        print(f"{name:<10} {card.get('machine_type', ''):<8} {figure or _evidence_summary(card)}")
+        machine = card.get("machine_type") or "-"
+        # The type only where it says something the name does not.
+        label = name if machine in (name, "-") else f"{name} ({machine})"
+        rows.append((label, evidence_summary(card)))
+    width = max([len("model"), *(len(label) for label, _ in rows)])
+    print(f"{'model':<{width}}  how far to trust it (its card's held-out evidence; AUC 0.5 is chance)")
+    for label, evidence in rows:
+        print(f"{label:<{width}}  {evidence}")
     return EXIT_OK
-
-
-def _evidence_summary(card: dict) -> str:
-    """The recipe's cross-machine figure from a shipped card's evidence, or why there is none."""
-    cross = (card.get("evidence") or {}).get("cross-machine")
-    if not isinstance(cross, dict):
-        return "no held-out figure"
-    counts = cross.get("counts", {})
-    n = f"{counts.get('test_normal', '?')} normal / {counts.get('test_abnormal', '?')} abnormal"
-    ours = cross.get("ours")
-    if not isinstance(ours, dict):
-        return f"recipe on unheard machines: too thin for a figure ({n})"
-    return f"recipe on unheard machines: AUC {ours['auc']:.3f}, pAUC {ours['pauc']:.3f} ({n})"
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -92,7 +89,7 @@ def run_info(args: argparse.Namespace) -> int:
             if "auc" in e:
                 print(f"              {name}: AUC {e['auc']:.3f}, pAUC(0.1) {e['pauc_fpr_0.1']:.3f}, F1 {e['f1']:.3f}")
     if not ev and card.get("evidence"):
-        print(f"evidence:     {_evidence_summary(card)}; see its card (--json) and docs/accuracy.md")
+        print(f"evidence:     {evidence_summary(card)}; see its card (--json) and docs/accuracy.md")
     if card.get("notes"):
         print(f"notes:        {card['notes']}")
     return EXIT_OK

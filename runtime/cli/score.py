@@ -8,10 +8,22 @@ import sys
 from pathlib import Path
 
 from ..detector_kinds import DETECTOR_NAMES
-from ..exit_codes import EXIT_ANOMALIES, EXIT_FILES_FAILED, EXIT_INTERRUPTED, EXIT_MODEL_ERROR, EXIT_OK, EXIT_USAGE
-from ._common import epilog
+from ..exit_codes import (
+    EXIT_ANOMALIES,
+    EXIT_FILES_FAILED,
+    EXIT_FLAGGED,
+    EXIT_INTERRUPTED,
+    EXIT_MODEL_ERROR,
+    EXIT_NO_CLUSTER,
+    EXIT_OK,
+    EXIT_USAGE,
+)
+from ._common import DEFAULT_MODEL, choose_model, epilog, missing_paths, trust_note
 
-__all__ = ["add_parser", "run"]
+__all__ = ["FORMATS", "add_parser", "output_format", "run", "summary_category"]
+
+#: Output formats of ``--format``.
+FORMATS = ("table", "csv", "json")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -22,15 +34,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=epilog(),
     )
-    score.add_argument("paths", nargs="+", metavar="PATH", help="audio files (WAV, FLAC, OGG) or folders")
-    score.add_argument("-m", "--model", default="fan", help="shipped model name or bundle folder (default: fan)")
+    score.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="audio files or folders (searched recursively for every format the decoder reads: WAV, FLAC, OGG, MP3, "
+        "AIFF, CAF, W64, ...; M4A with the [m4a] extra)",
+    )
+    score.add_argument(
+        "-m", "--model", help=f"shipped model name or bundle folder (default: {DEFAULT_MODEL}, said on stderr)"
+    )
     score.add_argument("--detector", choices=DETECTOR_NAMES, help="detector (default: the model's)")
     score.add_argument(
         "--threshold",
         type=float,
         help="override the model's threshold for the chosen detector (negative exponents: --threshold=-1e9)",
     )
-    score.add_argument("--format", choices=["table", "csv", "json"], default="table", dest="fmt")
+    score.add_argument(
+        "--format",
+        choices=FORMATS,
+        dest="fmt",
+        help="table: aligned columns for reading; csv or json: the fields path, score, verdict, threshold, detector, "
+        "model, flags, error for programs (default: from the -o file's extension, .csv or .json, else table)",
+    )
     score.add_argument(
         "-o", "--output", type=Path, help="write rows to this file instead of stdout (flushed row by row)"
     )
@@ -40,6 +66,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="keep the rows already in the -o file (csv or json) and score only the files it lacks",
     )
     score.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+    score.add_argument(
+        "--dask", metavar="ADDRESS", help="score on the Dask cluster of this scheduler (tcp://host:8786; needs [dask])"
+    )
+    score.add_argument(
+        "--dask-timeout", type=float, default=10.0, metavar="S", help="seconds to wait for the scheduler (default 10)"
+    )
 
     return score
 
@@ -50,31 +82,53 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from ..batch import find_audio_files, score_files
+    from ..batch import score_files, search_audio_files
     from ..errors import ModelError
     from ..model import load_model
+    from ..quality import FLAGS
     from ..report import RESUMABLE_FORMATS, ReportError, make_writer, open_output
 
     log = logging.getLogger("soundsentry")
+    missing = missing_paths(args.paths)
+    if missing:
+        print(f"soundsentry score: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        args.fmt = output_format(args.fmt, args.output)
+    except ValueError as exc:
+        print(f"soundsentry score: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.jobs < 1:
         print("soundsentry score: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if args.resume and (args.output is None or args.fmt not in RESUMABLE_FORMATS):
-        print("soundsentry score: --resume needs -o FILE and --format csv or json", file=sys.stderr)
+        print("soundsentry score: --resume needs -o FILE with CSV or JSON rows (FILE.csv, FILE.json, or --format csv or json)", file=sys.stderr)
         return EXIT_USAGE
     try:
-        model = load_model(args.model)
+        model = load_model(choose_model(args.model))
         if args.detector and args.detector not in model.detectors:
             raise ModelError(f"model {model.name!r} has no detector {args.detector!r}")
     except ModelError as exc:
         print(f"soundsentry: {exc}", file=sys.stderr)
         return EXIT_MODEL_ERROR
-    paths = find_audio_files(args.paths)
+    trust_note(model)
+    paths, n_not_audio = search_audio_files(args.paths)
+    not_audio = f"; {_files(n_not_audio)} in the folders skipped as not audio" if n_not_audio else ""
     if not paths:
-        print("soundsentry score: no audio files found", file=sys.stderr)
+        print(f"soundsentry score: no audio files found{not_audio}", file=sys.stderr)
         return EXIT_FILES_FAILED
     detector = args.detector or model.default_detector
     threshold = model.thresholds[detector] if args.threshold is None else args.threshold
+    client = None
+    if args.dask:
+        # Before the -o file is touched: a missing cluster must not truncate it.
+        from ..distributed import ClusterError, connect
+
+        try:
+            client = connect(args.dask, timeout=args.dask_timeout)
+        except ClusterError as exc:
+            print(f"soundsentry score: {exc}", file=sys.stderr)
+            return EXIT_NO_CLUSTER
     kept = []
     if args.output:
         # Rows go straight into the file, whole and flushed one by one: a killed batch leaves
@@ -94,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
         if hasattr(stream, "reconfigure"):
             # A file name that is not valid UTF-8 is printed as its bytes, as ls would, not a traceback.
             stream.reconfigure(errors="surrogateescape")
+        # Rows and the progress bar share the terminal: each row clears the bar, is written, and the
+        # bar is drawn again under it, so no row gets a bar fragment glued into it.
+        stream = _BarSafe(stream)
     done = Counter(row.path for row in kept)
     todo = []
     for path in paths:
@@ -101,16 +158,22 @@ def run(args: argparse.Namespace) -> int:
             done[path] -= 1
         else:
             todo.append(path)
-    counts = Counter(row.verdict for row in kept)
+    counts = Counter(summary_category(row) for row in kept)
     writer = make_writer(args.fmt, stream, append=append, keep_closed=args.output is not None)
-    rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
+    if client is not None:
+        from ..distributed import score_files_dask
+
+        # The same scoring function on the workers: the same rows, in the same order.
+        rows = score_files_dask(client, todo, model=model, detector=args.detector, threshold=args.threshold)
+    else:
+        rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
     interrupted, write_error = False, None
     previous_sigterm = _sigterm_as_interrupt()
     try:
         writer.begin()
         for row in tqdm(rows, total=len(todo), unit="file", file=sys.stderr, disable=None, leave=False):
             writer.write(row)
-            counts[row.verdict] += 1
+            counts[summary_category(row)] += 1
             if row.error:
                 log.warning("%s: %s", row.path, row.error)
             elif row.flags:
@@ -126,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         write_error = exc
     finally:
         rows.close()  # stops the worker processes
+        if client is not None:
+            client.close()
         try:
             writer.end()
             if args.output:
@@ -143,9 +208,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     total = sum(counts.values())
     resumed = f", {len(kept)} kept from {args.output}" if kept else ""
+    flagged = "".join(f", {counts[flag]} {flag}" for flag in FLAGS if counts[flag])
     print(
-        f"{total} files: {counts['normal']} normal, {counts['abnormal']} abnormal, {counts['error']} failed"
-        f" (model {model.name}, detector {detector}{resumed})",
+        f"{total} files: {counts['normal']} normal, {counts['abnormal']} abnormal{flagged}, {counts['error']} failed"
+        f" (model {model.name}, detector {detector}{resumed}){not_audio}",
         file=sys.stderr,
     )
     if interrupted:
@@ -154,7 +220,59 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if counts["error"]:
         return EXIT_FILES_FAILED
+    if any(counts[flag] for flag in FLAGS):
+        return EXIT_FLAGGED
     return EXIT_ANOMALIES if counts["abnormal"] else EXIT_OK
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
+
+
+def summary_category(row) -> str:
+    """What the summary counts a row as: ``error``, its first signal flag (``silent``, ``clipped``), else its verdict.
+
+    A silent or clipped recording gets a score and a verdict, but the verdict means nothing: a dead
+    microphone scored "normal" must not be counted as a healthy machine.
+    """
+    if row.verdict == "error":
+        return "error"
+    return row.flags[0] if row.flags else row.verdict
+
+
+def output_format(fmt: str | None, output: Path | None) -> str:
+    """``--format`` as given, else from the ``-o`` file's extension (.csv, .json), else ``table``.
+
+    Raises
+    ------
+    ValueError
+        ``--format`` contradicts the extension (``--format table -o x.csv``).
+    """
+    implied = output.suffix.lower().lstrip(".") if output is not None else ""
+    implied = implied if implied in ("csv", "json") else None
+    if fmt is None:
+        return implied or "table"
+    if implied is not None and fmt != implied:
+        raise ValueError(f"--format {fmt} contradicts the extension of {output}; give one or the other")
+    return fmt
+
+
+class _BarSafe:
+    """A text stream whose writes first clear the progress bars on the terminal, then redraw them."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=self._stream):
+            n = self._stream.write(text)
+            self._stream.flush()
+        return n
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def _sigterm_as_interrupt():

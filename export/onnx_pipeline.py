@@ -1,0 +1,356 @@
+"""One self-contained ONNX graph per bundle: 16 kHz mono samples in, window and clip scores out.
+
+For integrators who call onnxruntime from C#, C++, Java or JavaScript and must not run Python:
+``soundsentry export-onnx --model pump pump.onnx`` writes a graph that holds the whole
+pipeline of :meth:`soundsentry.Model.score_samples` for the bundle's default detector (or the
+one asked for):
+
+framing (centred, zero padded) -> periodic Hann -> DFT (as a matrix product, or ONNX's DFT
+operator) -> power -> mel filterbank -> 10·log10 -> per-band standardisation -> sliding
+windows -> level and centring steps of the card -> the bundle's encoder (inlined) -> the
+detector (each detector class builds its own nodes: distances and neighbours as ONNX
+operators, or its own graph inlined) -> mean (or max) of the window scores.
+
+Interface
+    input ``samples``: float32, shape (n,), mono at the card's sample rate (16 kHz), any
+    length; outputs ``window_scores`` float64 (n_windows,), ``score`` float64 scalar,
+    ``abnormal`` bool scalar (``score > threshold``). ``n_windows = max(0, (1 + n // hop -
+    frames) // hop_frames + 1)``; an input shorter than one window gives no window scores, a
+    NaN score and ``abnormal`` false. The model's name, detector, threshold and window
+    geometry are in the model's metadata properties.
+
+The front end is built per encoder kind (:data:`FRONT_ENDS`): each builder turns ``samples``
+into the encoder's input windows, so a kind with another front end (a decimating FIR, other
+windows) adds its own builder and the rest is shared. Each detector class builds its own nodes
+(``onnx_scores`` in :mod:`soundsentry.detectors`, given the builder: the runtime never imports onnx).
+
+The front end computes in float64 up to the log-mel values, as the runtime does, then in
+float32 (as the runtime's windows and encoder); detectors in float64. Needs the ``onnx``
+package (``pip install "soundsentry[export]"``); the runtime never imports this module.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FFT_MODES", "FRONT_ENDS", "OPSET", "PRECISIONS", "build_pipeline", "export_pipeline"]
+
+#: ONNX opset of the graph: the encoders are exported at 17 (DFT exists from 17).
+OPSET = 17
+ML_OPSET = 2
+
+#: How the front end computes its spectra: a matrix product with a real DFT matrix, or ONNX's DFT
+#: operator; "auto" takes DFT for power-of-two sizes and the matrix product otherwise, where
+#: onnxruntime's DFT is several times slower (docs/performance.md, "Single-file ONNX pipeline").
+FFT_MODES = ("auto", "matmul", "dft")
+
+#: Arithmetic of the front end (see :func:`build_pipeline`).
+PRECISIONS = ("float64", "float32")
+
+INPUT = "samples"
+
+
+@dataclass
+class Graph:
+    """Nodes and constants being assembled, with fresh names for intermediate values."""
+
+    nodes: list = field(default_factory=list)
+    initializers: list = field(default_factory=list)
+    _n: int = 0
+
+    def name(self, hint: str) -> str:
+        self._n += 1
+        return f"{hint}_{self._n}"
+
+    def const(self, value, hint: str = "c", dtype=None) -> str:
+        from onnx import numpy_helper
+
+        name = self.name(hint)
+        array = np.asarray(value, dtype=dtype)
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def inline(self, onnx_path, prefix: str, inputs: dict[str, str]) -> dict[str, str]:
+        """Add the graph in ``onnx_path`` with every name prefixed; ``inputs`` maps its inputs to ours.
+
+        Returns its output names (unprefixed -> prefixed).
+        """
+        import onnx
+        from onnx import compose
+
+        sub = compose.add_prefix(onnx.load(str(onnx_path)), prefix)
+        for name, source in inputs.items():
+            self.op("Identity", source, out=prefix + name)
+        self.nodes.extend(sub.graph.node)
+        self.initializers.extend(sub.graph.initializer)
+        return {o.name[len(prefix) :]: o.name for o in sub.graph.output}
+
+    def op(
+        self, op_type: str, *inputs: str, hint: str | None = None, outputs: int = 1, out: str | None = None, **attrs
+    ):
+        from onnx import helper
+
+        names = [out] if out else [self.name(hint or op_type.lower()) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
+        return names[0] if outputs == 1 else names
+
+
+# -- front ends, one per encoder kind ---------------------------------------------------------
+def _frames_and_windows(g: Graph, n_frames: str, *, frames: int, hop_frames: int) -> str:
+    """Index matrix (n_windows, frames) of the sliding windows over ``n_frames`` spectrogram frames."""
+    # (F - frames + hop) // hop, clamped at 0: no window at all when F < frames.
+    span = g.op("Add", n_frames, g.const([hop_frames - frames], "k", np.int64))
+    span = g.op("Max", span, g.const([0], "zero", np.int64))
+    n_windows = g.op("Div", span, g.const([hop_frames], "hop", np.int64))
+    starts = g.op(
+        "Range",
+        g.const(0, "zero", np.int64),
+        g.op("Squeeze", n_windows, g.const([0], "ax", np.int64)),
+        g.const(1, "one", np.int64),
+    )
+    starts = g.op("Mul", starts, g.const(hop_frames, "hop", np.int64))
+    return g.op(
+        "Add",
+        g.op("Unsqueeze", starts, g.const([1], "ax", np.int64)),
+        g.const(np.arange(frames, dtype=np.int64)[None, :], "offsets"),
+        hint="window_index",
+    )
+
+
+def _median_last_axis(g: Graph, x: str, n: int) -> str:
+    """``np.median(x, axis=-1, keepdims=True)`` of float32 ``x`` whose last axis has ``n`` values."""
+    k = n // 2 + 1
+    values, _ = g.op("TopK", x, g.const([k], "k", np.int64), outputs=2, axis=-1, largest=0, sorted=1)
+    upper = g.op(
+        "Slice", values, g.const([k - 1], "s", np.int64), g.const([k], "e", np.int64), g.const([-1], "a", np.int64)
+    )
+    if n % 2:
+        return upper
+    lower = g.op(
+        "Slice", values, g.const([k - 2], "s", np.int64), g.const([k - 1], "e", np.int64), g.const([-1], "a", np.int64)
+    )
+    return g.op("Mul", g.op("Add", lower, upper), g.const(np.float32(0.5), "half"))
+
+
+def build_logmel_front_end(g: Graph, model, *, fft: str, precision: str = "float64") -> str:
+    """``samples`` -> normalised log-mel windows (n_windows, n_mels, frames), float32, as the runtime's
+    :meth:`Model.windows(Model.features(y)) <soundsentry.Model.windows>`."""
+    from soundsentry.features import _hann, mel_filterbank
+
+    p = model.feature_params
+    n_fft, hop = p.n_fft, p.hop_length
+    real = {"float64": np.float64, "float32": np.float32}[precision]
+    x = g.op("Cast", INPUT, to=11 if precision == "float64" else 1)  # float64: as the runtime's STFT
+    padded = g.op("Pad", x, g.const([n_fft // 2, n_fft // 2], "pads", np.int64), g.const(0.0, "zero", real))
+    n = g.op("Shape", INPUT)
+    n_frames = g.op("Add", g.op("Div", n, g.const([hop], "hop", np.int64)), g.const([1], "one", np.int64))
+    if n_fft % hop == 0:
+        # Frames of r = n_fft / hop hops: r shifted row-slices of the signal cut into hops, side by
+        # side. A tenth of the time of gathering (n_frames, n_fft) samples one by one.
+        r = n_fft // hop
+        rows = g.op("Add", n_frames, g.const([r - 1], "k", np.int64))
+        used = g.op("Mul", rows, g.const([hop], "hop", np.int64))
+        hops = g.op(
+            "Reshape",
+            g.op("Slice", padded, g.const([0], "s", np.int64), used, g.const([0], "a", np.int64)),
+            g.op("Concat", rows, g.const([hop], "hop", np.int64), axis=0),
+        )
+        parts = [
+            g.op(
+                "Slice",
+                hops,
+                g.const([i], "s", np.int64),
+                g.op("Add", n_frames, g.const([i], "k", np.int64)),
+                g.const([0], "a", np.int64),
+            )
+            for i in range(r)
+        ]
+        framed = g.op("Concat", *parts, axis=1) if r > 1 else parts[0]
+    else:
+        starts = g.op(
+            "Range",
+            g.const(0, "zero", np.int64),
+            g.op("Squeeze", n_frames, g.const([0], "ax", np.int64)),
+            g.const(1, "one", np.int64),
+        )
+        index = g.op(
+            "Add",
+            g.op("Unsqueeze", g.op("Mul", starts, g.const(hop, "hop", np.int64)), g.const([1], "ax", np.int64)),
+            g.const(np.arange(n_fft, dtype=np.int64)[None, :], "offsets"),
+        )
+        framed = g.op("Gather", padded, index, axis=0)
+    frames = g.op("Mul", framed, g.const(_hann(n_fft), "hann", real), hint="frames")
+    n_bins = n_fft // 2 + 1
+    if fft == "auto":
+        fft = "dft" if n_fft & (n_fft - 1) == 0 else "matmul"
+    if fft == "matmul":
+        k = np.arange(n_bins)[None, :]
+        t = np.arange(n_fft)[:, None]
+        angle = 2.0 * np.pi * ((t * k) % n_fft) / n_fft  # reduced mod n_fft: exact angles for large t*k
+        basis = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1)  # (n_fft, 2 * n_bins)
+        spectrum = g.op("MatMul", frames, g.const(basis, "dft", real))
+        squared = g.op("Mul", spectrum, spectrum)
+        re2, im2 = g.op("Split", squared, g.const([n_bins, n_bins], "split", np.int64), axis=1, outputs=2)
+        power = g.op("Add", re2, im2, hint="power")
+    elif fft == "dft":
+        column = g.op("Unsqueeze", frames, g.const([2], "ax", np.int64))  # (F, n_fft, 1)
+        spectrum = g.op("DFT", column, axis=1, onesided=1)  # (F, n_bins, 2)
+        power = g.op("ReduceSumSquare", spectrum, axes=[2], keepdims=0, hint="power")
+    else:
+        raise ValueError(f"fft must be one of {FFT_MODES}, not {fft!r}")
+    fb = mel_filterbank(sample_rate=p.sample_rate, n_fft=n_fft, n_mels=p.n_mels, fmin=p.fmin, fmax=p.fmax)
+    mel = g.op("MatMul", power, g.const(np.ascontiguousarray(fb.T), "mel", real))  # (F, n_mels)
+    mel = g.op("Max", mel, g.const(p.amin, "amin", real))
+    db = g.op("Mul", g.op("Log", mel), g.const(10.0 / math.log(10.0), "db", real))
+    logmel = g.op("Transpose", g.op("Cast", db, to=1), perm=[1, 0], hint="logmel")  # (n_mels, F) float32
+    normalised = g.op("Div", g.op("Sub", logmel, g.const(model.norm_mean, "mean")), g.const(model.norm_std, "std"))
+    w = model.window
+    index = _frames_and_windows(g, n_frames, frames=w.frames, hop_frames=w.hop_frames)
+    windows = g.op("Transpose", g.op("Gather", normalised, index, axis=1), perm=[1, 0, 2], hint="windows")
+    if model.level_reference_db is not None:
+        # Each window's level (mean dB over bands and frames) moved to the card's reference.
+        raw = g.op("Transpose", g.op("Gather", logmel, index, axis=1), perm=[1, 0, 2])
+        level = g.op("ReduceMean", g.op("Cast", raw, to=11), axes=[1, 2], keepdims=1)  # (W, 1, 1)
+        shift = g.op("Sub", level, g.const(model.level_reference_db, "ref", np.float64))
+        std = g.const(model.norm_std[None].astype(np.float64), "std")
+        windows = g.op("Sub", windows, g.op("Cast", g.op("Div", shift, std), to=1))
+    if model.norm_center == "window_median":
+        windows = g.op("Sub", windows, _median_last_axis(g, windows, w.frames))
+    elif model.norm_center != "none":
+        raise ValueError(f"no ONNX front end for window centring {model.norm_center!r}")
+    return windows
+
+
+#: Front-end builders by encoder kind (the keys of :data:`soundsentry.encoder_kinds.ENCODER_KINDS`): ``builder(graph, model, fft=..., precision=...) -> name of the encoder input``.
+FRONT_ENDS: dict[str, Callable[..., str]] = {"logmel-conv": build_logmel_front_end}
+
+
+def _encoder_kind(model) -> str:
+    return model.encoder.kind  # the key of soundsentry.encoder_kinds.ENCODER_KINDS
+
+
+# -- encoder and detectors --------------------------------------------------------------------
+def _detector_scores(g: Graph, latent: str, model, name: str) -> str:
+    # Each detector class builds its own nodes (``onnx_scores``), so a new kind needs nothing here.
+    det = model.detector(name)
+    if not hasattr(det, "onnx_scores"):
+        raise ValueError(f"detector {name!r} has no ONNX form (no onnx_scores method)")
+    return det.onnx_scores(g, latent)
+
+
+# -- the whole pipeline -----------------------------------------------------------------------
+def build_pipeline(
+    model,
+    *,
+    detector: str | None = None,
+    threshold: float | None = None,
+    fft: str = "auto",
+    precision: str = "float64",
+):
+    """The pipeline of ``model`` (a loaded :class:`soundsentry.Model`) as an ``onnx.ModelProto``.
+
+    Parameters
+    ----------
+    model : soundsentry.Model
+    detector : str, optional
+        Default: the card's.
+    threshold : float, optional
+        Default: the card's threshold of that detector; ``abnormal`` is ``score > threshold``.
+    fft : {"auto", "matmul", "dft"}
+        Spectra as a product with a DFT matrix, or with ONNX's DFT operator (see :data:`FFT_MODES`).
+    precision : {"float64", "float32"}
+        Arithmetic of the front end up to the log-mel values. float64 is the runtime's (scores
+        equal to its within float rounding); float32 is faster, a few 1e-7 relative off on real
+        clips, and may differ more on spectra with bins far below the frame's loudest (synthetic tones).
+    """
+    import onnx
+    from onnx import TensorProto, helper
+    from soundsentry.logmel_encoder import ENCODER_INPUT, ENCODER_OUTPUT
+
+    detector = detector or model.default_detector
+    threshold = model.thresholds[detector] if threshold is None else float(threshold)
+    kind = _encoder_kind(model)
+    if kind not in FRONT_ENDS:
+        raise ValueError(f"no ONNX front end for encoder kind {kind!r} (have: {', '.join(FRONT_ENDS)})")
+    g = Graph()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    windows = FRONT_ENDS[kind](g, model, fft=fft, precision=precision)
+    encoder = g.inline(model.bundle.path(model.card["encoder"]["file"]), "encoder/", {ENCODER_INPUT: windows})
+    scores = _detector_scores(g, encoder[ENCODER_OUTPUT], model, detector)
+    g.op("Identity", scores, out="window_scores")
+    reduce = {"mean": "ReduceMean", "max": "ReduceMax"}[model.aggregate]
+    pooled = g.op(reduce, "window_scores", axes=[0], keepdims=0)
+    # No window (an input shorter than one): a NaN score, not the 0 an empty ReduceMean gives.
+    count = g.op("Squeeze", g.op("Shape", "window_scores"), g.const([0], "ax", np.int64))
+    g.op(
+        "Where",
+        g.op("Greater", count, g.const(0, "zero", np.int64)),
+        pooled,
+        g.const(np.nan, "nan", np.float64),
+        out="score",
+    )
+    g.op("Greater", "score", g.const(threshold, "threshold", np.float64), out="abnormal")
+    graph = helper.make_graph(
+        g.nodes,
+        f"soundsentry_{model.name}_{detector}",
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["n_samples"])],
+        [
+            helper.make_tensor_value_info("window_scores", TensorProto.DOUBLE, ["n_windows"]),
+            helper.make_tensor_value_info("score", TensorProto.DOUBLE, []),
+            helper.make_tensor_value_info("abnormal", TensorProto.BOOL, []),
+        ],
+        initializer=g.initializers,
+    )
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
+        producer_name="soundsentry.export.onnx_pipeline",
+        doc_string=(
+            f"SoundSentry model {model.name!r}, detector {detector}: 16 kHz mono float32 samples in; window "
+            "scores, clip score (higher = more anomalous) and abnormal (score > threshold) out."
+        ),
+    )
+    proto.ir_version = 8  # what onnxruntime 1.17, the oldest the runtime supports, reads
+    p, w = model.feature_params, model.window
+    meta = {
+        "soundsentry.model": model.name,
+        "soundsentry.detector": detector,
+        "soundsentry.threshold": repr(threshold),
+        "soundsentry.aggregate": model.aggregate,
+        "soundsentry.sample_rate": str(p.sample_rate),
+        "soundsentry.min_samples": str(w.min_samples(p)),
+        "soundsentry.window_seconds": repr(model.window_seconds),
+        "soundsentry.window_hop_seconds": repr(w.hop_frames * p.hop_length / p.sample_rate),
+        "soundsentry.fft": fft,
+        "soundsentry.precision": precision,
+    }
+    helper.set_model_props(proto, meta)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def export_pipeline(
+    model,
+    out: str | os.PathLike[str],
+    *,
+    detector: str | None = None,
+    threshold: float | None = None,
+    fft: str = "auto",
+    precision: str = "float64",
+) -> Path:
+    """Write the single-file pipeline of ``model`` (a :class:`soundsentry.Model`, name or folder) to ``out``."""
+    if isinstance(model, (str, os.PathLike)):
+        from soundsentry.model import load_model
+
+        model = load_model(model)
+    proto = build_pipeline(model, detector=detector, threshold=threshold, fft=fft, precision=precision)
+    out = Path(out)
+    out.write_bytes(proto.SerializeToString())
+    return out
