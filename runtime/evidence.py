@@ -2,8 +2,8 @@
 
 For each view the clip's ratio to its threshold, and a measured reading where the view has
 units: the level view in dB against the enrolled median ("4.7 dB louder than enrolled"), the shape
-view as the octave band that moved most ("1-2 kHz band +5.2 dB"), the transient view as the peak
-rise over the window's median frame. A gain change is then visible as a gain change.
+view as the octave band that moved most against the rest of the spectrum ("1 kHz-2 kHz band +5.2
+dB"). A gain change is then visible as a gain change.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class ViewEvidence:
     reading : str
         The measurement in words, e.g. ``"4.7 dB louder than enrolled"``.
     value : float
-        The measurement as a number (dB for level, shape and transient; the ratio otherwise).
+        The measurement as a number (dB for level and shape; the ratio otherwise).
     """
 
     view: str
@@ -72,12 +72,12 @@ def explain(detector: ViewsDetector, X: np.ndarray, *, band_edges_hz: np.ndarray
         elif view.name == "shape":
             diff = np.mean(view.columns(rows), axis=0) - view.columns(detector.centre_[None])[0]
             value, reading = _band_reading(diff, band_edges_hz)
-        elif view.name == "transient":
-            value = float(np.mean(rows[:, view.start]) - detector.centre_[view.start])
-            reading = f"peaks {value:+.1f} dB against enrolled (loudest frame over the median frame)"
+        elif view.pool == "windows":
+            value = ratio
+            reading = "its worst windows sound unlike the enrolled ones"
         else:
             value = ratio
-            reading = f"{ratio:.2f} x its threshold"
+            reading = "the sound's texture is unlike the enrolled recordings'"
         out.append(ViewEvidence(view=view.name, ratio=ratio, flagged=ratio > 1.0, reading=reading, value=value))
     return sorted(out, key=lambda e: -e.ratio)
 
@@ -85,7 +85,7 @@ def explain(detector: ViewsDetector, X: np.ndarray, *, band_edges_hz: np.ndarray
 def _band_reading(diff: np.ndarray, band_edges_hz: np.ndarray | None) -> tuple[float, str]:
     if band_edges_hz is None or len(band_edges_hz) != len(diff):
         b = int(np.argmax(np.abs(diff)))
-        return float(diff[b]), f"band {b} {diff[b]:+.1f} dB"
+        return float(diff[b]), f"band {b} {diff[b]:+.1f} dB against the rest of the spectrum"
     centres = band_edges_hz.mean(axis=1)
     best = (0.0, "")
     for lo, hi in itertools.pairwise(_OCTAVES):
@@ -93,7 +93,7 @@ def _band_reading(diff: np.ndarray, band_edges_hz: np.ndarray | None) -> tuple[f
         if sel.any():
             change = float(np.mean(diff[sel]))
             if abs(change) > abs(best[0]) or not best[1]:
-                best = (change, f"{_hz(lo)}-{_hz(hi)} band {change:+.1f} dB against enrolled (relative to the whole spectrum)")
+                best = (change, f"{_hz(lo)}-{_hz(hi)} band {change:+.1f} dB against the rest of the spectrum")
     return best
 
 
@@ -101,4 +101,4 @@ def summary(evidence: list[ViewEvidence]) -> str:
     """One line: the views that flag (or the strongest one), with their readings."""
     flagged = [e for e in evidence if e.flagged]
     shown = flagged or evidence[:1]
-    return "; ".join(f"{e.view}: {e.reading} ({e.ratio:.2f} x threshold)" for e in shown)
+    return "; ".join(f"{e.view} {e.ratio:.2f}x threshold: {e.reading}" for e in shown)
