@@ -44,6 +44,7 @@ __all__ = [
     "release_bundle",
     "release_general",
     "release_views",
+    "store_evidence",
     "too_thin",
     "train_candidate",
 ]
@@ -206,6 +207,19 @@ def release_views(
         description=description,
         evidence=evidence,
     )
+
+
+def store_evidence(bundle: Path, evidence: dict) -> None:
+    """Put measured figures (``evidence``, e.g. from ``studies.views_accuracy``) into a built bundle's card.
+
+    Only the card changes; the files it lists, and so every score, stay as they are.
+    """
+    from soundsentry.card import read_card, write_card
+
+    card = dict(read_card(bundle))
+    files = list(card.pop("files"))
+    card["evidence"] = dict(card.get("evidence") or {}) | evidence
+    write_card(bundle, card, files=files)
 
 
 def build_parser() -> argparse.ArgumentParser:
