@@ -46,12 +46,17 @@ log = logging.getLogger(__name__)
 RATE = 16000
 
 
-def _name(c: Clip) -> str:
+def _file(c: Clip) -> str:
     return Path(c.path).name
 
 
+def _name(c: Clip) -> str:
+    """``label/file``: the mohxen_ normal and abnormal clips share file names."""
+    return f"{c.label}/{Path(c.path).name}"
+
+
 def _mohxen(clips: list[Clip]) -> tuple[list[Clip], list[Clip]]:
-    fan = [c for c in clips if _name(c).startswith("mohxen_")]
+    fan = [c for c in clips if _file(c).startswith("mohxen_")]
     normal = sorted((c for c in fan if c.is_normal), key=_name)
     abnormal = sorted((c for c in fan if not c.is_normal), key=_name)
     return normal, abnormal
@@ -128,9 +133,9 @@ def other_machines(clips: list[Clip], work: Path) -> dict[str, Any]:
     """Each MIMII machine id with an 8-channel normal and abnormal clip (not the fan id_00 set)."""
     pairs: dict[tuple, dict[str, list[Clip]]] = {}
     for c in clips:
-        if c.machine_type in ("fan", "pump", "slider", "valve") and not _name(c).startswith("mohxen_"):
+        if c.machine_type in ("fan", "pump", "slider", "valve") and not _file(c).startswith("mohxen_"):
             if sf.info(str(c.path)).channels == 8:
-                key = (c.machine_type, _name(c).split("_")[0], c.machine_id or "?", c.snr_db)
+                key = (c.machine_type, _file(c).split("_")[0], c.machine_id or "?", c.snr_db)
                 pairs.setdefault(key, {}).setdefault("normal" if c.is_normal else "abnormal", []).append(c)
     rows = []
     for (mtype, source, mid, snr), d in sorted(pairs.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
@@ -175,7 +180,7 @@ def drift(clips: list[Clip], work: Path) -> dict[str, Any]:
                             mics["views"][e.view] = mics["views"].get(e.view, 0) + 1
     model = enroll(parent, [str(c.path) for c in normal], out=work / "drift-all")
     others = [c for c in clips if c.machine_type == "fan" and c.machine_id == "id_00" and c.is_normal
-              and not _name(c).startswith("mohxen_")]
+              and not _file(c).startswith("mohxen_")]
     releases = []
     for c in others:
         r = model.score(_channel(c.path, 0), sample_rate=RATE)
@@ -185,7 +190,7 @@ def drift(clips: list[Clip], work: Path) -> dict[str, Any]:
             "flagged": r.verdict == "abnormal", "views": [e.view for e in r.evidence if e.flagged],
             "level_db": None if level is None else round(level.value, 2),
         })
-    hub = sorted((c for c in clips if _name(c).startswith("hubtru_")), key=_name)
+    hub = sorted((c for c in clips if _file(c).startswith("hubtru_")), key=_name)
     valve = {"flagged": 0, "n": len(hub)}
     for k in range(5):
         test = hub[k::5]
@@ -229,7 +234,7 @@ def _faults(y: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
 def synthetic_faults(clips: list[Clip], work: Path) -> dict[str, Any]:
     """Normal clips only: held-out normals of one valve and one fan, and faulty copies of them (5 folds)."""
     sets = {
-        "valve (DCASE 2023 section_00, source)": sorted((c for c in clips if _name(c).startswith("hubtru_")), key=_name),
+        "valve (DCASE 2023 section_00, source)": sorted((c for c in clips if _file(c).startswith("hubtru_")), key=_name),
         "fan id_00 (0 dB)": _mohxen(clips)[0],
     }
     out = {}
