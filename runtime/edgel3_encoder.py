@@ -117,13 +117,18 @@ def frame_rows(samples: np.ndarray) -> np.ndarray:
     block = 256  # frames per FFT batch: the spectra of a long recording need not exist at once
     for start in range(0, n_frames, block):
         spectrum = np.fft.rfft(frames[start : start + block] * window, axis=-1)
-        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        power64 = spectrum.real**2 + spectrum.imag**2
+        with np.errstate(over="ignore", invalid="ignore"):
+            power = power64.astype(np.float32)
+            sums = (power @ display, power[:, : edgel3.shape[0]] @ edgel3, power @ parseval)
+        if not all(np.isfinite(x).all() for x in sums):
+            # Samples near float32's limit (a corrupt or absurdly scaled file) overflow float32 power: the same
+            # sums in float64 stay finite. Below that limit the float32 results above are used unchanged.
+            sums = (power64 @ display, power64[:, : edgel3.shape[0]] @ edgel3, power64 @ parseval)
         stop = start + power.shape[0]
-        out[:DISPLAY_BANDS, start:stop] = (10.0 * np.log10(power @ display + _POWER_FLOOR)).T
-        out[DISPLAY_BANDS : DISPLAY_BANDS + _EDGEL3_BANDS, start:stop] = (
-            10.0 * np.log10(power[:, : edgel3.shape[0]] @ edgel3 + _POWER_FLOOR)
-        ).T
-        out[-1, start:stop] = 10.0 * np.log10(power @ parseval + _POWER_FLOOR)
+        out[:DISPLAY_BANDS, start:stop] = (10.0 * np.log10(sums[0] + _POWER_FLOOR)).T
+        out[DISPLAY_BANDS : DISPLAY_BANDS + _EDGEL3_BANDS, start:stop] = (10.0 * np.log10(sums[1] + _POWER_FLOOR)).T
+        out[-1, start:stop] = 10.0 * np.log10(sums[2] + _POWER_FLOOR)
     return out
 
 
