@@ -74,7 +74,10 @@ def _matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     freqs = np.fft.rfftfreq(N_FFT, d=1.0 / SAMPLE_RATE)[: N_FFT // 4 + 1]  # 0..4 kHz: EdgeL3's 513 bins
     taps = decimator_taps()
     response = np.abs(np.exp(-2j * np.pi * np.outer(freqs / SAMPLE_RATE, np.arange(taps.size) - taps.size // 2)) @ taps)
-    edgel3 = np.ascontiguousarray(response[:, None] ** 2 * edgel3_mel_matrix(), dtype=np.float32)
+    # float64: these rows go through the int8 encoder's input quantiser, where a last-digit difference of
+    # float32 sums (BLAS kernels differ between machines and libraries) can move a value to the next level
+    # and a latent by ~1e-3; float64 sums rounded once to float32 give the same rows everywhere.
+    edgel3 = np.ascontiguousarray(response[:, None] ** 2 * edgel3_mel_matrix(), dtype=np.float64)
     # Parseval for a one-sided spectrum of a Hann-weighted frame: the frame's (window-weighted) mean square.
     parseval = np.full(N_FFT // 2 + 1, 2.0)
     parseval[[0, -1]] = 1.0
@@ -117,11 +120,12 @@ def frame_rows(samples: np.ndarray) -> np.ndarray:
     block = 256  # frames per FFT batch: the spectra of a long recording need not exist at once
     for start in range(0, n_frames, block):
         spectrum = np.fft.rfft(frames[start : start + block] * window, axis=-1)
-        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        power64 = spectrum.real**2 + spectrum.imag**2
+        power = power64.astype(np.float32)
         stop = start + power.shape[0]
         out[:DISPLAY_BANDS, start:stop] = (10.0 * np.log10(power @ display + _POWER_FLOOR)).T
         out[DISPLAY_BANDS : DISPLAY_BANDS + _EDGEL3_BANDS, start:stop] = (
-            10.0 * np.log10(power[:, : edgel3.shape[0]] @ edgel3 + _POWER_FLOOR)
+            10.0 * np.log10(power64[:, : edgel3.shape[0]] @ edgel3 + _POWER_FLOOR)
         ).T
         out[-1, start:stop] = 10.0 * np.log10(power @ parseval + _POWER_FLOOR)
     return out
