@@ -279,27 +279,38 @@ def build_edgel3_views_front_end(g: Graph, model, *, fft: str, precision: str = 
     padded = g.op("Pad", x, g.const([0, r * hop], "pads", np.int64), g.const(0.0, "zero", real))
     hops = g.op(
         "Reshape",
-        g.op("Slice", padded, g.const([0], "s", np.int64), g.op("Mul", rows, g.const([hop], "hop", np.int64)),
-             g.const([0], "a", np.int64)),
+        g.op(
+            "Slice",
+            padded,
+            g.const([0], "s", np.int64),
+            g.op("Mul", rows, g.const([hop], "hop", np.int64)),
+            g.const([0], "a", np.int64),
+        ),
         g.op("Concat", rows, g.const([hop], "hop", np.int64), axis=0),
     )
     parts = []
     for i in range(r):
         part = g.op(
-            "Slice", hops, g.const([i], "s", np.int64), g.op("Add", used, g.const([i], "k", np.int64)),
+            "Slice",
+            hops,
+            g.const([i], "s", np.int64),
+            g.op("Add", used, g.const([i], "k", np.int64)),
             g.const([0], "a", np.int64),
         )
         width = min(hop, n_fft - i * hop)
         if width < hop:
-            part = g.op("Slice", part, g.const([0], "s", np.int64), g.const([width], "e", np.int64),
-                        g.const([1], "a", np.int64))
+            part = g.op(
+                "Slice", part, g.const([0], "s", np.int64), g.const([width], "e", np.int64), g.const([1], "a", np.int64)
+            )
         parts.append(part)
     framed = g.op("Concat", *parts, axis=1)
     frames = g.op("Mul", framed, g.const(window, "hann", real), hint="frames")
     exact = _power_spectra(g, frames, n_fft=n_fft, fft=fft, real=real)
     power = g.op("Cast", exact, to=1) if precision == "float64" else exact  # the runtime's float32 power
     # EdgeL3's rows from the unrounded power, in float64 as the runtime (they feed the int8 quantiser).
-    low = g.op("Slice", exact, g.const([0], "s", np.int64), g.const([n_low], "e", np.int64), g.const([1], "a", np.int64))
+    low = g.op(
+        "Slice", exact, g.const([0], "s", np.int64), g.const([n_low], "e", np.int64), g.const([1], "a", np.int64)
+    )
     edgel3_db = _db(g, g.op("MatMul", low, g.const(edgel3, "edgel3_mel", real)), floor, real)
     frame_rows = g.op(
         "Concat",
@@ -313,7 +324,11 @@ def build_edgel3_views_front_end(g: Graph, model, *, fft: str, precision: str = 
 
     def rows_of(start: int, stop: int) -> str:
         return g.op(
-            "Slice", windows, g.const([start], "s", np.int64), g.const([stop], "e", np.int64), g.const([2], "a", np.int64)
+            "Slice",
+            windows,
+            g.const([start], "s", np.int64),
+            g.const([stop], "e", np.int64),
+            g.const([2], "a", np.int64),
         )
 
     # edgel3_inputs: half the power dB (the amplitude's), minus the window's maximum, floored.
@@ -323,7 +338,11 @@ def build_edgel3_views_front_end(g: Graph, model, *, fft: str, precision: str = 
 
     # signal_rows, in float64 as the runtime: the mean power over frames in dB; shape = bands minus their mean.
     def mean_db(rows: str) -> str:
-        power = g.op("Pow", g.const(10.0, "ten", np.float64), g.op("Div", g.op("Cast", rows, to=11), g.const(10.0, "ten", np.float64)))
+        power = g.op(
+            "Pow",
+            g.const(10.0, "ten", np.float64),
+            g.op("Div", g.op("Cast", rows, to=11), g.const(10.0, "ten", np.float64)),
+        )
         mean = g.op("ReduceMean", power, axes=[1], keepdims=0)
         return g.op("Mul", g.op("Log", mean), g.const(10.0 / math.log(10.0), "db", np.float64))
 
