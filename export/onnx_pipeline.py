@@ -63,6 +63,9 @@ class FrontEnd(NamedTuple):
 
     windows: str
     columns: str | None = None
+    #: The number of windows of the input (int64, shape (1,)) where the builder computes at least one
+    #: from zero padding, for encoders that cannot take an empty batch: the graph keeps that many scores.
+    n_windows: str | None = None
 
 
 @dataclass
@@ -270,13 +273,17 @@ def build_edgel3_views_front_end(g: Graph, model, *, fft: str, precision: str = 
         g.const([hop], "hop", np.int64),
     )
     n_windows = g.op("Div", n_frames, g.const([frames_per_window], "w", np.int64))
-    used = g.op("Mul", n_windows, g.const([frames_per_window], "w", np.int64))  # frames of whole windows
+    # At least one window, from zero padding: onnxruntime's int8 convolutions crash (SIGSEGV, onnxruntime
+    # 1.32 with a thread pool) on an empty batch. build_pipeline keeps the scores of the n_windows real ones.
+    computed = g.op("Max", n_windows, g.const([1], "one", np.int64))
+    used = g.op("Mul", computed, g.const([frames_per_window], "w", np.int64))  # frames of whole windows
     # Frame f is hops f .. f + r - 1 of the signal cut into hops (r = ceil(n_fft / hop)), its first n_fft
     # samples: r shifted row-slices side by side, as the log-mel front end (no Gather of every sample).
     r = -(-n_fft // hop)
     rows = g.op("Add", used, g.const([r - 1], "k", np.int64))
     x = g.op("Cast", INPUT, to=11 if precision == "float64" else 1)
-    padded = g.op("Pad", x, g.const([0, r * hop], "pads", np.int64), g.const(0.0, "zero", real))
+    min_samples = (frames_per_window - 1) * hop + n_fft
+    padded = g.op("Pad", x, g.const([0, min_samples + r * hop], "pads", np.int64), g.const(0.0, "zero", real))
     hops = g.op(
         "Reshape",
         g.op(
@@ -319,7 +326,7 @@ def build_edgel3_views_front_end(g: Graph, model, *, fft: str, precision: str = 
         _db(g, g.op("MatMul", power, g.const(parseval[:, None], "parseval", np.float32)), floor, np.float32),
         axis=1,
     )  # (F, 129): the transpose of frame_rows'
-    shape = g.op("Concat", n_windows, g.const([frames_per_window, 2 * bands + 1], "shape", np.int64), axis=0)
+    shape = g.op("Concat", computed, g.const([frames_per_window, 2 * bands + 1], "shape", np.int64), axis=0)
     windows = g.op("Reshape", frame_rows, shape)  # (W, 50, 129)
 
     def rows_of(start: int, stop: int) -> str:
@@ -350,7 +357,7 @@ def build_edgel3_views_front_end(g: Graph, model, *, fft: str, precision: str = 
     spectrum_shape = g.op("Sub", band_db, g.op("ReduceMean", band_db, axes=[1], keepdims=1))
     level = mean_db(rows_of(2 * bands, 2 * bands + 1))  # (W, 1)
     columns = g.op("Cast", g.op("Concat", spectrum_shape, level, axis=1), to=1, hint="signal_rows")
-    return FrontEnd(inputs, columns)
+    return FrontEnd(inputs, columns, n_windows)
 
 
 #: Front-end builders by encoder kind (the keys of :data:`soundsentry.encoder_kinds.ENCODER_KINDS`): ``builder(graph, model, fft=..., precision=...) -> FrontEnd`` (the encoder's input, and the columns the kind appends to its output).
@@ -417,6 +424,8 @@ def build_pipeline(
     if front.columns is not None:
         latent = g.op("Concat", latent, front.columns, axis=1, hint="latent")
     scores = _detector_scores(g, latent, model, detector)
+    if front.n_windows is not None:  # a padded window of an input shorter than one: no score
+        scores = g.op("Slice", scores, g.const([0], "s", np.int64), front.n_windows, g.const([0], "a", np.int64))
     g.op("Identity", scores, out="window_scores")
     det = model.detector(detector)
     if hasattr(det, "onnx_clip_score"):
