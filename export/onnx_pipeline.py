@@ -11,18 +11,26 @@ windows -> level and centring steps of the card -> the bundle's encoder (inlined
 detector (each detector class builds its own nodes: distances and neighbours as ONNX
 operators, or its own graph inlined) -> mean (or max) of the window scores.
 
+The ``edgel3-views`` kind (the shipped bundles): uncentred 2048-point frames every 320 samples ->
+periodic Hann -> DFT -> power -> display mel, EdgeL3 mel and Parseval rows in dB -> windows of 50
+frames -> EdgeL3's input (inlined int8 encoder) beside the shape and level columns -> the ``views``
+detector, whose clip score is its own (``onnx_clip_score``: each view's clip statistic over its
+threshold), not an aggregate of the window scores.
+
 Interface
     input ``samples``: float32, shape (n,), mono at the card's sample rate (16 kHz), any
     length; outputs ``window_scores`` float64 (n_windows,), ``score`` float64 scalar,
     ``abnormal`` bool scalar (``score > threshold``). ``n_windows = max(0, (1 + n // hop -
-    frames) // hop_frames + 1)``; an input shorter than one window gives no window scores, a
-    NaN score and ``abnormal`` false. The model's name, detector, threshold and window
+    frames) // hop_frames + 1)`` (log-mel kind; ``edgel3-views``: ``max(0, n - 1728) // 320 // 50``);
+    an input shorter than one window gives no window scores, a NaN score and ``abnormal`` false. The model's name, detector, threshold and window
     geometry are in the model's metadata properties.
 
 The front end is built per encoder kind (:data:`FRONT_ENDS`): each builder turns ``samples``
-into the encoder's input windows, so a kind with another front end (a decimating FIR, other
-windows) adds its own builder and the rest is shared. Each detector class builds its own nodes
-(``onnx_scores`` in :mod:`soundsentry.detectors`, given the builder: the runtime never imports onnx).
+into the encoder's input windows (and any columns the kind appends to the encoder's output), so a
+kind with another front end adds its own builder and the rest is shared. Each detector class builds
+its own nodes (``onnx_scores`` in :mod:`soundsentry.detectors` and :mod:`soundsentry.views`, and
+``onnx_clip_score`` where the detector has its own clip score, as :meth:`soundsentry.Model.clip_score`
+asks it; given the builder: the runtime never imports onnx).
 
 The front end computes in float64 up to the log-mel values, as the runtime does, then in
 float32 (as the runtime's windows and encoder); detectors in float64. Needs the ``onnx``
