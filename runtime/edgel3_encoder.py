@@ -74,7 +74,10 @@ def _matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     freqs = np.fft.rfftfreq(N_FFT, d=1.0 / SAMPLE_RATE)[: N_FFT // 4 + 1]  # 0..4 kHz: EdgeL3's 513 bins
     taps = decimator_taps()
     response = np.abs(np.exp(-2j * np.pi * np.outer(freqs / SAMPLE_RATE, np.arange(taps.size) - taps.size // 2)) @ taps)
-    edgel3 = np.ascontiguousarray(response[:, None] ** 2 * edgel3_mel_matrix(), dtype=np.float32)
+    # float64: these rows go through the int8 encoder's input quantiser, where a last-digit difference of
+    # float32 sums (BLAS kernels differ between machines and libraries) can move a value to the next level
+    # and a latent by ~1e-3; float64 sums rounded once to float32 give the same rows everywhere.
+    edgel3 = np.ascontiguousarray(response[:, None] ** 2 * edgel3_mel_matrix(), dtype=np.float64)
     # Parseval for a one-sided spectrum of a Hann-weighted frame: the frame's (window-weighted) mean square.
     parseval = np.full(N_FFT // 2 + 1, 2.0)
     parseval[[0, -1]] = 1.0
@@ -120,15 +123,18 @@ def frame_rows(samples: np.ndarray) -> np.ndarray:
         power64 = spectrum.real**2 + spectrum.imag**2
         with np.errstate(over="ignore", invalid="ignore"):
             power = power64.astype(np.float32)
-            sums = (power @ display, power[:, : edgel3.shape[0]] @ edgel3, power @ parseval)
+            sums = (power @ display, power @ parseval)
         if not all(np.isfinite(x).all() for x in sums):
             # Samples near float32's limit (a corrupt or absurdly scaled file) overflow float32 power: the same
             # sums in float64 stay finite. Below that limit the float32 results above are used unchanged.
-            sums = (power64 @ display, power64[:, : edgel3.shape[0]] @ edgel3, power64 @ parseval)
+            sums = (power64 @ display, power64 @ parseval)
         stop = start + power.shape[0]
         out[:DISPLAY_BANDS, start:stop] = (10.0 * np.log10(sums[0] + _POWER_FLOOR)).T
-        out[DISPLAY_BANDS : DISPLAY_BANDS + _EDGEL3_BANDS, start:stop] = (10.0 * np.log10(sums[1] + _POWER_FLOOR)).T
-        out[-1, start:stop] = 10.0 * np.log10(sums[2] + _POWER_FLOOR)
+        # EdgeL3's rows in float64, rounded once: the int8 encoder's input must not depend on float32 summation order.
+        out[DISPLAY_BANDS : DISPLAY_BANDS + _EDGEL3_BANDS, start:stop] = (
+            10.0 * np.log10(power64[:, : edgel3.shape[0]] @ edgel3 + _POWER_FLOOR)
+        ).T
+        out[-1, start:stop] = 10.0 * np.log10(sums[1] + _POWER_FLOOR)
     return out
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .calibration import lognormal_threshold
-from .detectors import pairwise_distances
+from .detectors import _onnx_distances, pairwise_distances
 from .errors import ModelIntegrityError
 
 __all__ = ["POOLS", "ViewSpec", "ViewsDetector", "top_k_mean"]
@@ -207,8 +207,12 @@ class ViewsDetector:
         return out
 
     # -- scoring -------------------------------------------------------------------------------
+    def _rows(self, view: ViewSpec) -> np.ndarray:
+        """The whole rows a view's windows are compared with: the recordings' means or the enrolled windows."""
+        return self.recording_means_ if view.pool == "clip" else self.reference_
+
     def _reference(self, view: ViewSpec) -> np.ndarray:
-        return view.columns(self.recording_means_ if view.pool == "clip" else self.reference_)
+        return view.columns(self._rows(view))
 
     def view_distances(self, X: np.ndarray) -> np.ndarray:
         """Each window's distance to the view's reference (enrolled recordings' means for clip views,
@@ -242,6 +246,68 @@ class ViewsDetector:
     def clip_score(self, X: np.ndarray) -> float:
         """The clip score: the largest view's clip ratio (> 1: abnormal at the calibrated threshold)."""
         return float(self.clip_view_scores(X).max())
+
+    # -- the single-file ONNX export (soundsentry.export.onnx_pipeline) -------------------------
+    def _onnx_view_distances(self, g, x: str, view: ViewSpec, reference: np.ndarray) -> str:
+        """Graph nodes of ``_knn_distance(view.columns(x), view.columns(reference), n_neighbors)``;
+        ``x`` names float64 rows (n, n_features); returns float64 distances (n,)."""
+        columns = g.op(
+            "Slice",
+            x,
+            g.const([view.start], "s", np.int64),
+            g.const([view.stop], "e", np.int64),
+            g.const([1], "a", np.int64),
+        )
+        reference = np.ascontiguousarray(view.columns(reference), dtype=np.float64)
+        k = min(self.n_neighbors, reference.shape[0])
+        nearest, _ = g.op(
+            "TopK", _onnx_distances(g, columns, reference), g.const([k], "k", np.int64), outputs=2, axis=1, largest=0
+        )
+        return g.op("ReduceMean", nearest, axes=[1], keepdims=0)
+
+    def onnx_scores(self, g, latent: str) -> str:
+        """:meth:`anomaly_score` as ONNX graph nodes (the single-file export).
+
+        ``g`` is a graph builder (:class:`soundsentry.export.onnx_pipeline.Graph`: ``g.op(type, *inputs,
+        **attributes)`` and ``g.const(array, hint, dtype)`` return value names; nothing here imports
+        onnx); ``latent`` names the float32 latent rows (n, n_features). Returns the name of the float64
+        window scores (n,), equal to :meth:`anomaly_score`'s.
+        """
+        x = g.op("Cast", latent, to=11)  # float64, as pairwise_distances
+        ratios = [
+            g.op(
+                "Unsqueeze",
+                g.op("Div", self._onnx_view_distances(g, x, view, self._rows(view)), g.const(t, "t", np.float64)),
+                g.const([1], "ax", np.int64),
+            )
+            for view, t in zip(self.views, self.thresholds_, strict=True)
+        ]
+        stacked = g.op("Concat", *ratios, axis=1) if len(ratios) > 1 else ratios[0]
+        return g.op("ReduceMax", stacked, axes=[1], keepdims=0)
+
+    def onnx_clip_score(self, g, latent: str) -> str:
+        """:meth:`clip_score` as ONNX graph nodes: a float64 scalar from the float32 latent rows (n, n_features).
+
+        The clip's mean row is rounded to float32 as the runtime's; with no rows at all the value is
+        meaningless (the caller gives NaN there, as for every detector).
+        """
+        x = g.op("Cast", latent, to=11)
+        mean = g.op("ReduceMean", x, axes=[0], keepdims=1)
+        mean = g.op("Cast", g.op("Cast", mean, to=1), to=11)  # the runtime's float32 mean row
+        n = g.op("Shape", latent, end=1)
+        ratios = []
+        for view, t in zip(self.views, self.thresholds_, strict=True):
+            if view.pool == "clip":
+                statistic = g.op("ReduceMean", self._onnx_view_distances(g, mean, view, self._rows(view)), axes=[0])
+            else:
+                # top_k_mean: the mean of the min(top_k, n) largest window distances.
+                distances = self._onnx_view_distances(g, x, view, self._rows(view))
+                k = g.op("Min", n, g.const([self.top_k], "k", np.int64))
+                largest, _ = g.op("TopK", distances, k, outputs=2, axis=0, largest=1)
+                statistic = g.op("ReduceMean", largest, axes=[0])
+            ratios.append(g.op("Div", statistic, g.const([t], "t", np.float64)))
+        stacked = g.op("Concat", *ratios, axis=0) if len(ratios) > 1 else ratios[0]
+        return g.op("ReduceMax", stacked, axes=[0], keepdims=0)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:

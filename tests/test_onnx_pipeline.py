@@ -147,3 +147,77 @@ def test_export_onnx_without_the_extra_says_how_to_get_it(monkeypatch, capsys, t
     assert main(["export-onnx", str(tmp_path / "x.onnx")]) == 2
     assert 'needs the [export] extra: pip install "soundsentry[export]"' in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+# -- the shipped views bundles: encoder kind "edgel3-views", detector "views" ------------------------------
+VIEWS_MODELS = ["fan", "pump", "slider", "valve", "general"]
+
+
+@pytest.fixture(scope="module")
+def views_clips(tmp_path_factory):
+    """Every real clip of tests/data and examples (an 8-channel one among them: channel 0 both ways), a cut
+    whose length is not a whole number of hops, one exactly one EdgeL3 window long (1.108 s) and one a
+    sample shorter."""
+    folder = tmp_path_factory.mktemp("onnx_views_clips")
+    y, rate = sf.read(DATA_CLIPS[0], dtype="float32", always_2d=True)
+    one_window = soundsentry.load_model("fan").encoder.min_samples
+    cuts = {"odd.wav": y[: 3 * rate + 321, 0], "one_window.wav": y[:one_window, 0], "short.wav": y[: one_window - 1, 0]}
+    for name, samples in cuts.items():
+        sf.write(folder / name, samples, rate, subtype="FLOAT")
+    real = [*map(str, DATA_CLIPS), *map(str, sorted(EXAMPLES_DIR.glob("*.flac")))]
+    return [*real, *(str(folder / name) for name in cuts)]
+
+
+@pytest.mark.slow
+def test_views_bundles_single_onnx_file_matches_the_runtime_without_soundsentry(tmp_path, views_clips):
+    """The views detector's clip score is its own (each view's clip statistic over its threshold), not an
+    aggregate of the window scores: the graph computes it the same way."""
+    from soundsentry.cli import main
+
+    models = {name: soundsentry.load_model(name) for name in VIEWS_MODELS}
+    jobs = {}
+    for name, model in models.items():
+        assert model.encoder.kind == "edgel3-views" and model.default_detector == "views", name
+        path = tmp_path / f"{name}.onnx"
+        assert main(["export-onnx", "--model", name, str(path)]) == 0
+        jobs[str(path)] = views_clips
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER], input=json.dumps(jobs), capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    for name, model in models.items():
+        got = results[str(tmp_path / f"{name}.onnx")]
+        assert got["meta"]["soundsentry.detector"] == "views"
+        assert got["meta"]["soundsentry.clip_score"] == "detector"
+        assert float(got["meta"]["soundsentry.threshold"]) == model.thresholds["views"]
+        assert int(got["meta"]["soundsentry.min_samples"]) == model.encoder.min_samples
+        for clip, onnx_result in zip(views_clips, got["clips"], strict=True):
+            where = f"{name} {clip}"
+            if clip.endswith("short.wav"):
+                with pytest.raises(soundsentry.AudioTooShortError):
+                    model.score(clip)
+                assert onnx_result == {"windows": [], "score": None, "abnormal": False}, where
+                continue
+            want = model.score(clip)
+            np.testing.assert_allclose(onnx_result["windows"], want.window_scores, rtol=1e-4, atol=1e-4, err_msg=where)
+            assert onnx_result["score"] == pytest.approx(want.score, rel=1e-4, abs=1e-4), where
+            assert onnx_result["abnormal"] == (want.verdict == "abnormal"), where
+            if clip.endswith("one_window.wav"):
+                assert len(onnx_result["windows"]) == 1, where
+
+
+def test_views_graph_with_the_dft_as_a_matrix_product_gives_the_runtime_scores():
+    import onnxruntime as ort
+    from soundsentry.export.onnx_pipeline import build_pipeline
+
+    model = soundsentry.load_model("valve")
+    session = ort.InferenceSession(
+        build_pipeline(model, fft="matmul").SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    y = sf.read(DATA_CLIPS[-1], dtype="float32", always_2d=True)[0][:, 0]
+    windows, score, abnormal = session.run(None, {"samples": y})
+    want = model.score_samples(y)
+    np.testing.assert_allclose(windows, want.window_scores, rtol=1e-4, atol=1e-4)
+    assert score == pytest.approx(want.score, rel=1e-4, abs=1e-4)
+    assert bool(abnormal) == (want.verdict == "abnormal")
