@@ -134,7 +134,8 @@ def build_views_bundle(
         "encoder": encoder_card,
         "detectors": {"views": entry},
         "default_detector": "views",
-        "aggregate": "views",
+        # Detectors without a clip score of their own (one enrolled on this encoder) average their windows.
+        "aggregate": "mean",
         "score_direction": "higher is more anomalous; abnormal when the clip score exceeds the threshold",
         "training": {
             "what": "no network training; the views detector is fitted on these normal recordings (every channel of "
