@@ -1,6 +1,7 @@
 """How good the shipped EdgeL3 views bundles are, on the shared MIMII clips: ``docs/accuracy.md``.
 
     python -m studies.views_accuracy --data ../shared/data/mimii/clips.csv --out docs/accuracy.md --json docs/accuracy.json
+    python -m studies.views_accuracy --data ../shared/data/mimii/clips.csv --json docs/accuracy.json --store-evidence models
 
 Everything goes through the product's own path (``soundsentry.enroll.enroll`` with its defaults,
 ``Model.score``), as a user would with ``soundsentry enroll`` and ``soundsentry score``:
@@ -402,6 +403,36 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def card_evidence(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each shipped card should say about itself (``evidence``), from the study's results."""
+    out: dict[str, dict[str, Any]] = {}
+    by_type: dict[str, dict[str, int]] = {}
+    for r in results["other_machines"]["rows"]:
+        d = by_type.setdefault(r["type"], {"machines": 0, "abn": 0, "abn_n": 0, "nor": 0, "nor_n": 0})
+        key = "abn" if r["label"] == "abnormal" else "nor"
+        d[key] += r["enrolled_flagged"]
+        d[key + "_n"] += 1
+    for t, d in by_type.items():
+        d["machines"] = len({(r["source"], r["machine"], r["snr_db"]) for r in results["other_machines"]["rows"] if r["type"] == t})
+        out[t] = {
+            "other_machines": d,
+            "summary": (
+                f"enrolled on one normal moment (7 microphones) of each of {d['machines']} {t} machines: "
+                f"{d['abn']} of {d['abn_n']} abnormal and {d['nor']} of {d['nor_n']} normal clips flagged "
+                "(too few clips for an AUC); enroll it on your machine"
+            ),
+        }
+    fan = results["fan_folds"]
+    aucs = [f["ours"]["auc"] for f in fan["folds"]]
+    out["fan"]["fan_id_00_folds"] = {"auc_per_fold": aucs, "n_enrolled": 15, "n_normal_scored": 5, "n_abnormal_scored": fan["n_abnormal"]}
+    out["fan"]["summary"] = (
+        f"enrolled on 15 normal clips of fan id_00: AUC {np.mean(aucs):.3f} over 4 folds (5 normal + "
+        f"{fan['n_abnormal']} abnormal each); " + out["fan"]["summary"]
+    )
+    out["general"] = {"summary": "no figure: a starting point for enrolling machines of any kind (soundsentry enroll --model general)"}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m studies.views_accuracy", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="clips.csv of the shared MIMII clips")
@@ -409,10 +440,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=Path("docs/accuracy.json"))
     p.add_argument("--from-json", action="store_true", help="only render --out from an existing --json")
     p.add_argument("--skip-references", action="store_true", help="no seed configuration / DCASE baseline (no TensorFlow)")
+    p.add_argument("--store-evidence", type=Path, metavar="MODELS", help="write each shipped card's evidence (from --json)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.from_json:
-        args.out.write_text(render(json.loads(args.json.read_text())))
+    if args.from_json or args.store_evidence:
+        results = json.loads(args.json.read_text())
+        if args.store_evidence:
+            from soundsentry.train.release import store_evidence
+
+            for name, evidence in card_evidence(results).items():
+                store_evidence(args.store_evidence / name, evidence | {"source": "docs/accuracy.md"})
+        args.out.write_text(render(results))
         return 0
     import os
     import platform
