@@ -112,11 +112,18 @@ class ThresholdMixin:
             colour = ABNORMAL_COLOUR if result.verdict == "abnormal" else NORMAL_COLOUR
             text = f"{result.verdict.upper()}{live}\nscore {result.score:.3f} {sign} {result.threshold:.3f}"
             tip = ""
+            if result.evidence:
+                # A views detector says which view drove the score: the view and its ratio on the badge, the
+                # reading (how many dB louder, which band) in the tooltip.
+                shown = [e for e in result.evidence if e.flagged] or result.evidence[:1]
+                text += " · " + ", ".join(f"{e.view} {e.ratio:.2f}x" for e in shown)
+                tip = result.explanation
             if "clipped" in flags:
                 # An overdriven input distorts the spectrum: even a normal verdict is not to be trusted.
                 colour = ABNORMAL_COLOUR if result.verdict == "abnormal" else FLAG_COLOUR
                 text += "\n⚠ CLIPPED INPUT"
-                tip = "The input is clipped (samples pinned at full scale): lower the input gain and record again."
+                clipped = "The input is clipped (samples pinned at full scale): lower the input gain and record again."
+                tip = f"{tip}\n{clipped}" if tip else clipped
         self.verdict_badge.setText(text)
         self.verdict_badge.setToolTip(tip)
         self.verdict_badge.setStyleSheet(
