@@ -419,7 +419,7 @@ def card_evidence(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "summary": (
                 f"enrolled on one normal moment (7 microphones) of each of {d['machines']} {t} machines: "
                 f"{d['abn']} of {d['abn_n']} abnormal and {d['nor']} of {d['nor_n']} normal clips flagged "
-                "(too few clips for an AUC); enroll it on your machine"
+                "(too few clips for an AUC)"
             ),
         }
     fan = results["fan_folds"]
