@@ -24,7 +24,8 @@ def stage_split(model, clips: list[str], repeats: int) -> dict[str, list[float]]
     """Seconds per repeat for each stage over all clips, as ``soundsentry score`` runs them per file.
 
     decode: file -> mono samples at the model's rate (and signal flags, as the batch does);
-    features: log-mel and normalised windows; encoder: ONNX encoder; detector: LOF.
+    features: the front end and its windows; encoder: ONNX encoder (and, for EdgeL3 views, the shape and level
+    rows); detector: the card's default detector.
     """
     out: dict[str, list[float]] = {k: [] for k in ("loop", "decode", "features", "encoder", "detector")}
     model.score(clips[0])  # warm
@@ -43,6 +44,15 @@ def stage_split(model, clips: list[str], repeats: int) -> dict[str, list[float]]
         for key, value in zip(("decode", "features", "encoder", "detector"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=False):
             out[key].append(value)
     return out
+
+
+def _graph_input(model, windows: np.ndarray) -> np.ndarray:
+    """What the encoder's ONNX graph takes of windows: the log-mel windows themselves, or EdgeL3's input of them."""
+    if model.encoder.kind == "edgel3-views":
+        from soundsentry.edgel3_encoder import edgel3_inputs
+
+        return edgel3_inputs(windows)
+    return windows
 
 
 def _session(path: str, *, threads: int, spinning: bool, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL, save=None):
@@ -65,7 +75,7 @@ def encoder_levers(model, clips: list[str], repeats: int, tmpdir) -> dict[str, d
     optimisation, ``open`` (seconds to create the session).
     """
     path = str(model.bundle.path(model.card["encoder"]["file"]))
-    windows = [model.windows(model.features(model.load(c))) for c in clips]
+    windows = [_graph_input(model, model.windows(model.features(model.load(c)))) for c in clips]
     together = np.ascontiguousarray(np.concatenate(windows))
 
     def per_file(sess):

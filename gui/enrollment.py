@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QPushButton,
 )
 from soundsentry.detector_kinds import DEFAULT_DETECTOR, KINDS
-from soundsentry.enroll import NUMPY_DETECTORS, TRAIN_EXTRA_HINT
+from soundsentry.enroll import NUMPY_DETECTORS, TRAIN_EXTRA_HINT, default_enrollment_detector
 
 from .files import AUDIO_FILTER
 from .workers import ModelTask
@@ -143,8 +143,7 @@ class EnrollDialog(QDialog):
                 item.setEnabled(False)
                 item.setToolTip(f"needs the [train] extra: {TRAIN_EXTRA_HINT}")
         # The current model's own default where the plain install can fit it, else the registry's.
-        current = getattr(window.model, "default_detector", None)
-        default = current if current in NUMPY_DETECTORS else DEFAULT_DETECTOR
+        default = DEFAULT_DETECTOR if window.model is None else default_enrollment_detector(window.model)
         self.detector_combo.setCurrentIndex(self.detector_combo.findData(default))
         form.addRow("detector", self.detector_combo)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)

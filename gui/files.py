@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 from soundsentry.batch import AUDIO_SUFFIXES, find_audio_files
 
+from .views import frame_offset
 from .workers import FileAnalysis, FileTask
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ class FilesMixin:
         self.current_label = label
         duration = a.samples.shape[0] / a.sample_rate
         self.view.params = self.model.feature_params
+        self.view.frame_offset = frame_offset(self.model)
         self.view.show_spectrogram(a.logmel, duration=duration)
         self.view.show_scores(a.window_scores, a.window_starts, a.window_seconds)
         self.view.set_threshold(self.threshold)

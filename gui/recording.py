@@ -74,6 +74,7 @@ class RecordingMixin:
         self.player.stop()
         self.cancel_folder()
         self.live_scores = []
+        self.live_latents = []
         self.level_meter.reset()
         self.live_stats = SignalStats()
         self.live_result = None
@@ -113,12 +114,15 @@ class RecordingMixin:
         if self.live is not None:
             self.live.push(mono)
 
-    def _on_live_update(self, frames: np.ndarray, scores: np.ndarray, first: int) -> None:
+    def _on_live_update(self, frames: np.ndarray, scores: np.ndarray, first: int, latents: np.ndarray) -> None:
         if frames.shape[1]:
             self.view.push_frames(frames)
         if scores.size:
             self.live_scores.extend(float(s) for s in scores)
-            res = self.model.result(np.asarray(self.live_scores), detector=self.detector, threshold=self.threshold)
+            self.live_latents.append(latents)
+            res = self.model.result(
+                np.asarray(self.live_scores), latents=self.current_latents(), detector=self.detector, threshold=self.threshold
+            )
             self.view.push_scores(scores, first, window_starts=res.window_starts, window_seconds=res.window_seconds)
             self._show_verdict()
         self._show_title()

@@ -66,12 +66,20 @@ class ThresholdMixin:
             return np.asarray(self.live_scores)
         return None if self.analysis is None else self.analysis.window_scores
 
+    def current_latents(self) -> np.ndarray | None:
+        """Encoder rows of the windows shown: the live recording's so far, or the file's."""
+        if self.recorder.recording:
+            return np.concatenate(self.live_latents) if self.live_latents else None
+        return None if self.analysis is None else self.analysis.latents
+
     def clip_result(self) -> soundsentry.ScoreResult | None:
         """The shown clip's result with the slider's threshold (the runtime's own aggregation)."""
         scores = self.current_scores()
         if self.model is None or scores is None or scores.size == 0:
             return None
-        return self.model.result(scores, detector=self.detector, threshold=self.threshold, path=self.current_label)
+        return self.model.result(
+            scores, latents=self.current_latents(), detector=self.detector, threshold=self.threshold, path=self.current_label
+        )
 
     def current_flags(self) -> tuple[str, ...]:
         """Signal flags of what the view shows: the file's, or the live recording's so far."""
@@ -104,11 +112,18 @@ class ThresholdMixin:
             colour = ABNORMAL_COLOUR if result.verdict == "abnormal" else NORMAL_COLOUR
             text = f"{result.verdict.upper()}{live}\nscore {result.score:.3f} {sign} {result.threshold:.3f}"
             tip = ""
+            if result.evidence:
+                # A views detector says which view drove the score: the view and its ratio on the badge, the
+                # reading (how many dB louder, which band) in the tooltip.
+                shown = [e for e in result.evidence if e.flagged] or result.evidence[:1]
+                text += " · " + ", ".join(f"{e.view} {e.ratio:.2f}x" for e in shown)
+                tip = result.explanation
             if "clipped" in flags:
                 # An overdriven input distorts the spectrum: even a normal verdict is not to be trusted.
                 colour = ABNORMAL_COLOUR if result.verdict == "abnormal" else FLAG_COLOUR
                 text += "\n⚠ CLIPPED INPUT"
-                tip = "The input is clipped (samples pinned at full scale): lower the input gain and record again."
+                clipped = "The input is clipped (samples pinned at full scale): lower the input gain and record again."
+                tip = f"{tip}\n{clipped}" if tip else clipped
         self.verdict_badge.setText(text)
         self.verdict_badge.setToolTip(tip)
         self.verdict_badge.setStyleSheet(

@@ -25,6 +25,7 @@ __all__ = [
     "NORMAL_COLOUR",
     "AnalysisView",
     "clip_levels",
+    "frame_offset",
     "mel_axis_ticks",
     "window_centres",
 ]
@@ -74,6 +75,16 @@ def clip_levels(logmel: np.ndarray) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
+def frame_offset(model) -> float:
+    """Seconds from a recording's start to the centre of its first spectrogram frame.
+
+    Centred framing (log-mel kinds) pads half a frame: frame 0 is centred on 0. Uncentred frames
+    (edgel3-views) start at 0, so frame 0 is centred half a frame in.
+    """
+    g = model.encoder.stream
+    return (g.frame_length / 2 - g.pad_samples) / model.sample_rate
+
+
 def window_centres(window_starts: np.ndarray, window_seconds: float) -> np.ndarray:
     """Where each window's score is drawn on the time axis: the middle of the window."""
     return np.asarray(window_starts, dtype=float) + window_seconds / 2
@@ -94,7 +105,9 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setBackground("w")
         self.params = params
-        self.frame_seconds = params.hop_length / params.sample_rate
+        #: Time of frame 0's centre: 0 with centred framing (log-mel kinds); half a frame for uncentred
+        #: frames (edgel3-views), so the spectrogram lines up with the window scores (see frame_offset()).
+        self.frame_offset = 0.0
         self.threshold = 0.0
         self.scores = np.zeros(0)
         self.centres = np.zeros(0)
@@ -178,8 +191,13 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self.set_cursor(None)
         self.spec_plot.setYRange(0, self.params.n_mels, padding=0)
 
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between spectrogram frames, from the current model's params (set when a model loads)."""
+        return self.params.hop_length / self.params.sample_rate
+
     def show_spectrogram(self, logmel: np.ndarray, *, duration: float) -> None:
-        """Show a whole log-mel spectrogram (n_mels, n_frames); frame j is centred on j·hop."""
+        """Show a whole log-mel spectrogram (n_mels, n_frames); frame j is centred on frame_offset + j·hop."""
         self.live = False
         self.duration = duration
         self.score_plot.setLabel("bottom", "time", units="s")
@@ -187,7 +205,8 @@ class AnalysisView(pg.GraphicsLayoutWidget):
         self._logmel = logmel
         self.image.setImage(logmel, autoLevels=False, levels=self.levels())
         self._apply_levels()
-        self.image.setRect(QRectF(-0.5 * self.frame_seconds, 0, n * self.frame_seconds, self.params.n_mels))
+        left = self.frame_offset - 0.5 * self.frame_seconds
+        self.image.setRect(QRectF(left, 0, n * self.frame_seconds, self.params.n_mels))
         self.spec_plot.setXRange(0, max(duration, self.frame_seconds), padding=0)
         self.spec_plot.setYRange(0, self.params.n_mels, padding=0)
 

@@ -30,6 +30,7 @@ from .layout import LayoutMixin
 from .recording import RecordingMixin
 from .threshold import ThresholdMixin
 from .transport import Player, Recorder
+from .views import frame_offset
 from .workers import FileAnalysis, FolderTask, LiveScorer, ModelTask
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class MainWindow(
         self.folder_task: FolderTask | None = None
         self.live: LiveScorer | None = None
         self.live_scores: list[float] = []
+        self.live_latents: list[np.ndarray] = []  # per live update, the rows of its new windows
         self.live_stats: SignalStats | None = None  # the live recording's level and clipping so far
         self.live_result: soundsentry.ScoreResult | None = None  # the last recording's streamed result
         self.recorded: np.ndarray | None = None
@@ -199,6 +201,7 @@ class MainWindow(
     def _on_model_loaded(self, model: soundsentry.Model, ref: str, threshold, detector) -> None:
         self.model = model
         self.view.params = model.feature_params
+        self.view.frame_offset = frame_offset(model)
         self._select_model_item(ref)
         self.settings.setValue("model", ref)
         if not (Path(ref).is_dir() and Path(ref).parent == enrolled_models_dir()) and os.sep in ref:

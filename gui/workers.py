@@ -89,12 +89,12 @@ def analyse_samples(model, samples: np.ndarray, *, sample_rate: int, detector: s
 
 def _analyse_mono(model, y: np.ndarray, *, path: str, detector: str, flags: tuple[str, ...]) -> FileAnalysis:
     scores = score_mono(model, y, detectors=[detector], path=path)  # the runtime's one scoring path
-    result = model.result(scores.window_scores[detector], detector=detector, path=path)
+    result = model.result(scores.window_scores[detector], latents=scores.latents, detector=detector, path=path)
     return FileAnalysis(
         path=path,
         samples=y,
         sample_rate=model.sample_rate,
-        logmel=scores.features,
+        logmel=model.display(scores.features),
         latents=scores.latents,
         window_scores=scores.window_scores[detector],
         window_starts=result.window_starts,
@@ -185,7 +185,7 @@ class ModelTask(QRunnable):
 class _LiveWorker(QObject):
     """Lives in the live scorer's thread; owns the StreamingScorer."""
 
-    update = Signal(object, object, int)  # (new log-mel frames, new window scores, first window index)
+    update = Signal(object, object, int, object)  # (new spectrogram frames, new window scores, first window, their latents)
     finished = Signal(object)  # ScoreResult or None (too short)
     failed = Signal(str)
 
@@ -202,7 +202,7 @@ class _LiveWorker(QObject):
             self.failed.emit(describe_error(exc))
             return
         if up.frames.shape[1] or up.window_scores.size:
-            self.update.emit(up.frames, up.window_scores, up.first_window)
+            self.update.emit(up.frames, up.window_scores, up.first_window, up.latents)
 
     @Slot()
     def finish(self) -> None:
@@ -223,7 +223,7 @@ class LiveScorer(QObject):
     queue up in the worker thread's event loop so the GUI never waits for the encoder.
     """
 
-    update = Signal(object, object, int)
+    update = Signal(object, object, int, object)
     finished = Signal(object)
     failed = Signal(str)
     _push = Signal(object)

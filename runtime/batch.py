@@ -86,6 +86,7 @@ def score_file(model, path: str, *, detector: str | None, threshold: float | Non
         detector=detector,
         model=model.name,
         flags=flags,
+        explanation=result.explanation,
     )
 
 

@@ -74,7 +74,13 @@ class Card(dict):
 
     @property
     def aggregate(self) -> str:
-        return self.get("aggregate", "mean")
+        """How window scores become a clip score for detectors without a clip score of their own.
+
+        A views card says ``"views"``: its ``views`` detector judges the clip itself; a single-score
+        detector enrolled on such a bundle (kNN on the EdgeL3 rows, say) takes the mean of its windows.
+        """
+        rule = self.get("aggregate", "mean")
+        return "mean" if rule == "views" else rule
 
     @property
     def default_detector(self) -> str:

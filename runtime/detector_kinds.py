@@ -78,6 +78,10 @@ class DetectorKind:
         ``(prior, single_recording)`` spreads of log clip scores for the log-normal rule.
     needs_train : bool
         Fitting needs the ``[train]`` extra (the file is scored by the plain install either way).
+    per_recording : bool
+        Fitted on each normal recording's latents apart (``fit(recordings, *, params, columns)``, the encoder's
+        ``view_columns()``) and calibrated by the detector itself: its clip score is judged against 1
+        (threshold ``"self"``). Only encoder kinds with view columns support it.
     params : dict
         Fitting parameters and their defaults; a parent card's values override the defaults,
         explicit options override both.
@@ -96,6 +100,7 @@ class DetectorKind:
     threshold: str = "robust"
     log_spread_prior: tuple[float, float] | None = None
     needs_train: bool = False
+    per_recording: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
     config_fields: Mapping[str, str] = field(default_factory=dict)
 
@@ -106,7 +111,14 @@ class DetectorKind:
     def fit_latents(self, latents, *, params: Mapping[str, Any]):
         """Fit on normal latents (n, d); see the ``fit`` hook."""
         require_extra(self)
+        if self.per_recording:
+            raise TypeError(f"the {self.name} detector is fitted per recording: use fit_recordings")
         return _resolve(self.fit)(latents, params=dict(params))
+
+    def fit_recordings(self, recordings, *, params: Mapping[str, Any], columns):
+        """Fit a ``per_recording`` kind on each normal recording's latents (a list of (n_i, d) arrays)."""
+        require_extra(self)
+        return _resolve(self.fit)(recordings, params=dict(params), columns=columns)
 
     def save_fitted(self, fitted, path, *, latent_dim: int) -> None:
         _resolve(self.save)(fitted, path, latent_dim=latent_dim)
@@ -135,8 +147,21 @@ class DetectorKind:
 #: flag at most 1 % of the other normal recordings of 14 machines); re-measure when encoders change.
 KINDS: tuple[DetectorKind, ...] = (
     DetectorKind(
+        name="views",
+        label="Views: embedding, spectrum shape, level (recommended)",
+        file="views.npz",
+        cls="soundsentry.views:ViewsDetector",
+        fit="soundsentry.views:fit_views",
+        save="soundsentry.views:save_views",
+        card="soundsentry.views:views_card",
+        check="soundsentry.views:check_views",
+        threshold="self",
+        per_recording=True,
+        params={"n_neighbors": 3, "top_k": 2, "quantile": 0.99, "level_floor_db": 3.0},
+    ),
+    DetectorKind(
         name="lof",
-        label="Local outlier factor (recommended)",
+        label="Local outlier factor",
         file="lof.npz",
         cls="soundsentry.detectors:LocalOutlierFactor",
         fit="soundsentry.detectors:fit_lof",

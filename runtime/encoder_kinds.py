@@ -33,6 +33,7 @@ DEFAULT_ENCODER_KIND = "logmel-conv"
 #: ``kind -> "module:Class"``.
 ENCODER_KINDS: dict[str, str] = {
     "logmel-conv": "soundsentry.logmel_encoder:LogMelConvEncoder",
+    "edgel3-views": "soundsentry.edgel3_encoder:EdgeL3ViewsEncoder",
 }
 
 

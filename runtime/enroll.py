@@ -64,6 +64,7 @@ __all__ = [
     "NormalInput",
     "calibration_plan",
     "calibration_scores",
+    "default_enrollment_detector",
     "embed_recordings",
     "enroll",
     "enrollment_threshold",
@@ -331,6 +332,16 @@ def enrollment_threshold(detector: str, scores: Sequence[float], *, quantile: fl
     return robust_threshold(scores, quantile=quantile), f"{robust_threshold_rule(quantile)} to the calibration scores"
 
 
+def default_enrollment_detector(model: Model) -> str:
+    """The detector enrollment fits when none is chosen: the parent's default where the plain install can
+    fit it on this encoder, else :data:`~soundsentry.detector_kinds.DEFAULT_DETECTOR`."""
+    name = model.default_detector
+    kind = detector_kind(name) if name in DETECTOR_NAMES else None
+    if kind is None or kind.needs_train or (kind.per_recording and not hasattr(model.encoder, "view_columns")):
+        return DEFAULT_DETECTOR
+    return name
+
+
 def _prepare_out(out: Path, model: Model, overwrite: bool) -> None:
     if out.resolve() == Path(model.bundle.root).resolve():
         raise EnrollmentError(f"{out}: the output folder is the parent model's own folder; choose a new one")
@@ -350,7 +361,7 @@ def enroll(
     normal: Sequence[NormalInput],
     *,
     out: str | os.PathLike[str],
-    detectors: Sequence[str] = (DEFAULT_DETECTOR,),
+    detectors: Sequence[str] | None = None,
     name: str | None = None,
     machine_type: str | None = None,
     n_neighbors: int | None = None,
@@ -375,9 +386,10 @@ def enroll(
         tuples or arrays at the model's rate; samples of shape (n,) or (n, channels).
     out : str or os.PathLike
         Folder of the new bundle; must be new or empty (or a bundle, with ``overwrite``).
-    detectors : sequence of str
+    detectors : sequence of str, optional
         Names of :data:`~soundsentry.detector_kinds.KINDS`; the first is the new bundle's default.
-        Kinds with ``needs_train`` need the ``[train]`` extra.
+        Kinds with ``needs_train`` need the ``[train]`` extra. Default: the parent's default detector
+        (:func:`default_enrollment_detector`).
     name, machine_type : str, optional
         For the card (defaults: the output folder's name, the parent's machine type).
     n_neighbors, nu : optional
@@ -412,13 +424,19 @@ def enroll(
     """
     if not isinstance(model, Model):
         model = load_model(model)
-    detectors = list(dict.fromkeys(detectors))
+    detectors = list(dict.fromkeys(detectors or (default_enrollment_detector(model),)))
     if not detectors:
         raise EnrollmentError("choose at least one detector")
+    columns = getattr(model.encoder, "view_columns", None)
     for det in detectors:
         if det not in DETECTOR_NAMES:
             raise EnrollmentError(f"unknown detector {det!r} (choose from: {', '.join(DETECTOR_NAMES)})")
         require_extra(detector_kind(det))  # fail before minutes of embedding, not after
+        if detector_kind(det).per_recording and columns is None:
+            raise EnrollmentError(
+                f"the {det} detector needs an encoder with views (model {model.name!r} has a {model.encoder.kind} encoder); "
+                f"choose another detector"
+            )
     out = Path(out)
     _prepare_out(out, model, overwrite)
 
@@ -427,7 +445,7 @@ def enroll(
         reasons = "; ".join(f"{s['name']}: {s['problem']}" for s in skipped[:5])
         raise EnrollmentError("no usable normal recordings" + (f" ({reasons})" if reasons else ""))
     level = None
-    if level_normalization and model.level_reference_db is None:
+    if level_normalization and model.level_reference_db is None and hasattr(model.encoder, "window_levels"):
         # Rounded as the card stores it, so scoring later uses exactly the level the detector was fitted with.
         level = round(level_reference(model, [r.logmel for r in recordings]), 4)
     embed_recordings(model, recordings, level_reference_db=level)
@@ -435,14 +453,26 @@ def enroll(
     plan = calibration_plan(
         [r.n_windows for r in recordings], min_loo_recordings=min_loo_recordings, block_windows=block_windows
     )
+    extra_files = [f for f in (model.card["encoder"].get("licence_file"),) if f]
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
     try:
         encoder_file = model.card["encoder"]["file"]
         shutil.copyfile(model.bundle.path(encoder_file), tmp / "encoder.onnx")
+        for extra in extra_files:
+            shutil.copyfile(model.bundle.path(extra), tmp / extra)
         card_detectors: dict[str, Any] = {}
         for det in detectors:
             kind = detector_kind(det)
+            if kind.per_recording:
+                params = kind.resolve_params(model.card["detectors"].get(det), n_neighbors=n_neighbors, quantile=quantile)
+                fitted = kind.fit_recordings([r.latents for r in recordings], params=params, columns=columns())
+                kind.save_fitted(fitted, tmp / kind.file, latent_dim=latents.shape[1])
+                entry = {"file": kind.file} | kind.card_fields(fitted, params=params, n_reference=len(latents))
+                entry |= {"threshold": 1.0, "threshold_rule": "each view calibrated on the enrolled recordings (see calibration)"}
+                card_detectors[det] = entry
+                log.info("%s: view thresholds %s", det, np.round(fitted.thresholds_, 4).tolist())
+                continue
             params = kind.resolve_params(model.card["detectors"].get(det), n_neighbors=n_neighbors, nu=nu)
             fitted = kind.fit_latents(latents, params=params)
             scores = calibration_scores(det, latents, plan, params=params, aggregate=model.aggregate)
@@ -467,7 +497,7 @@ def enroll(
                 "level": "each window's mean log-mel dB moved to level_reference_db (the enrolled recordings' median "
                 "window level) before standardisation: a gain, distance or room-loudness change is not flagged",
             }
-        write_card(tmp, card, files=["encoder.onnx", *(detector_kind(d).file for d in detectors)])
+        write_card(tmp, card, files=["encoder.onnx", *extra_files, *(detector_kind(d).file for d in detectors)])
         if out.exists():
             shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -160,7 +160,8 @@ def training_fingerprints(card: dict[str, Any]) -> dict[str, set[str]]:
     recordings) and ``names`` (file names of training/validation clips).
     """
     training = card.get("training", {}) or {}
-    entries = list(training.get("train_clips", []) or []) + list(training.get("validation_clips", []) or [])
+    # Trained bundles list train_clips and validation_clips; views bundles the clips their detector was fitted on.
+    entries = [e for key in ("train_clips", "validation_clips", "clips") for e in training.get(key, []) or []]
     recordings = (card.get("enrollment", {}) or {}).get("recordings", []) or []
     return {
         "pcm_sha256": {e.get("pcm_sha256", "") for e in entries} - {""},
@@ -201,7 +202,7 @@ def score_clips(
         try:
             # The one scoring path, with the encoder run once for all detectors.
             y = mono_samples(model, clip.path)
-            scores = score_mono(model, y, detectors=detectors, path=clip.path).clip_scores(rule=model.aggregate)
+            scores = score_mono(model, y, detectors=detectors, path=clip.path).clip_scores(model)
             out.append(ScoredClip(clip, scores))
         except SoundSentryError as exc:
             problem = getattr(exc, "problem", None) or str(exc)

@@ -149,7 +149,7 @@ def write_report(
         f"- Data: {data_description or 'labelled clips'}",
         f"- Clips scored: {len(ok)} ({n_norm} normal, {n_abn} abnormal); failed: {len(failed)}; "
         f"left out because the model was trained or calibrated on them: {len(excluded)}",
-        f"- Scored channel: {model.channel}; clip score = {model.aggregate} of window scores; higher = more anomalous",
+        f"- Scored channel: {model.channel}; clip score: {_clip_rule(model)}; higher = more anomalous",
         f"- Written: {dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}",
         "",
         "AUC and pAUC (McClish-standardised, FPR ≤ 0.1, as in DCASE) do not depend on the threshold. "
@@ -179,3 +179,9 @@ def write_report(
     return Report(markdown=out, scores_csv=scores_csv, plots=plot_paths, plots_skipped=skipped, metrics=metrics)
 
 
+def _clip_rule(model) -> str:
+    """How the clip score is made, in words: the detector's own (views) or the card's aggregate of window scores."""
+    det = model.detector()
+    if hasattr(det, "clip_score"):
+        return f"the {model.default_detector} detector's own (the largest view's statistic over its threshold)"
+    return f"{model.aggregate} of window scores"

@@ -25,6 +25,7 @@ __all__ = [
     "log_mel_spectrogram",
     "mel_filterbank",
     "mel_to_hz",
+    "periodic_hann",
     "power_spectrogram",
     "power_to_db",
     "sliding_windows",
@@ -120,6 +121,11 @@ def _hann(n_fft: int) -> np.ndarray:
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
     window.setflags(write=False)
     return window
+
+
+def periodic_hann(n_fft: int) -> np.ndarray:
+    """Periodic Hann window of ``n_fft`` samples (read-only, float64), as librosa and SciPy's ``fftbins=True``."""
+    return _hann(n_fft)
 
 
 def frame_count(n_samples: int, *, hop_length: int) -> int:

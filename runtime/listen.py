@@ -66,7 +66,8 @@ class WindowRow:
     score : float
         The window's anomaly score.
     running_score : float
-        Aggregate of the last ``running_windows`` window scores.
+        Clip score (:meth:`~soundsentry.Model.clip_score`: the card's aggregate of the window scores, or the
+        views detector's judgement of the windows' latents) of the last ``running_windows`` windows.
     verdict : str
         ``running_score > threshold``: ``"abnormal"`` or ``"normal"``.
     file, file_offset_s
@@ -239,6 +240,8 @@ class Listener:
         self.threshold = model.thresholds[self.detector] if threshold is None else float(threshold)
         self._on_window = on_window
         self._recent: deque[float] = deque(maxlen=running_windows or clip_windows(model))
+        # The views detector judges a clip from its windows' latents, not from the window scores.
+        self._recent_latents: deque[np.ndarray] = deque(maxlen=self._recent.maxlen)
         self.save = save
         self._block = max(1, round(self.sample_rate * block_seconds))
         self._poll = poll_seconds
@@ -317,7 +320,8 @@ class Listener:
                 log.warning("%d samples were lost: scoring fell behind the device", ring.dropped)
             if scorer.samples_received:
                 try:
-                    self._emit(scorer.finish().window_scores[self.windows :])
+                    scores = scorer.finish().window_scores
+                    self._emit(scores[self.windows :], scorer.latents[self.windows :])
                 except SoundSentryError as exc:  # less than one window heard
                     log.warning("nothing scored: %s", exc)
             if self.save is not None:
@@ -332,22 +336,24 @@ class Listener:
         self.samples += mono.shape[0]
         if self.save is not None:
             self.save.write(mono)
-        self._emit(scorer.push(mono).window_scores)
+        update = scorer.push(mono)
+        self._emit(update.window_scores, update.latents)
 
-    def _emit(self, scores: np.ndarray) -> None:
+    def _emit(self, scores: np.ndarray, latents: np.ndarray) -> None:
         if not scores.shape[0]:
             return
-        from .model import aggregate_scores
-
         g = self.model.encoder.stream
         index = np.arange(self.windows, self.windows + scores.shape[0])
         # As the encoder's window_starts, without building the whole history: window i begins
         # i window hops in, less the padding of centred framing, clipped at 0.
         starts = np.maximum(index * g.window_hop_frames * g.frame_hop - g.pad_samples, 0) / self.model.sample_rate
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        for score, start in zip(scores, starts, strict=True):
+        for score, start, latent in zip(scores, starts, latents, strict=True):
             self._recent.append(float(score))
-            running = aggregate_scores(np.asarray(self._recent), rule=self.model.aggregate)
+            self._recent_latents.append(latent)
+            running = self.model.clip_score(
+                np.asarray(self._recent), latents=np.stack(self._recent_latents), detector=self.detector
+            )
             verdict = "abnormal" if running > self.threshold else "normal"
             file, offset = self.save.where(float(start)) if self.save is not None else ("", None)
             row = WindowRow(

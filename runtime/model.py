@@ -50,6 +50,16 @@ class ScoreResult:
     path: str | None = None
     window_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Per-view evidence of a ``views`` detector (:class:`~soundsentry.evidence.ViewEvidence`, most flagged
+    #: first); empty for single-score detectors.
+    evidence: list = field(default_factory=list)
+
+    @property
+    def explanation(self) -> str:
+        """One line saying which view raised the flag and by how much ("" without evidence)."""
+        from .evidence import summary
+
+        return summary(self.evidence) if self.evidence else ""
 
 
 def aggregate_scores(window_scores: np.ndarray, *, rule: str = "mean") -> float:
@@ -153,6 +163,11 @@ class Model:
         """Encoder input windows, shape (n_windows, n_mels, frames), float32 (see the encoder kind's ``windows``)."""
         return self.encoder.windows(logmel, level_reference_db=level_reference_db)
 
+    def display(self, features: np.ndarray) -> np.ndarray:
+        """The spectrogram to draw of :meth:`features`' output, shape (n_mels, n_frames) in dB."""
+        display = getattr(self.encoder, "display", None)
+        return features if display is None else display(features)
+
     def window_levels(self, logmel: np.ndarray) -> np.ndarray:
         """Level of each analysis window: mean of the log-mel dB over its bands and frames, shape (n_windows,)."""
         return self.encoder.window_levels(logmel)
@@ -213,15 +228,45 @@ class Model:
         """Score mono samples already at the model's rate."""
         detector = detector or self.default_detector
         scores = score_mono(self, y, detectors=[detector], path=path)
-        return self.result(scores.window_scores[detector], detector=detector, threshold=threshold, path=path)
+        return self.result(
+            scores.window_scores[detector], latents=scores.latents, detector=detector, threshold=threshold, path=path
+        )
+
+    def clip_score(
+        self, window_scores: np.ndarray, *, latents: np.ndarray | None = None, detector: str | None = None
+    ) -> float:
+        """The clip score: the detector's own (the ``views`` detector judges the clip's rows, ``latents``)
+        or the window scores aggregated by the card's rule (``aggregate``)."""
+        det = self.detector(detector)
+        if hasattr(det, "clip_score"):
+            if latents is None:
+                raise ValueError(f"the {detector or self.default_detector} detector's clip score needs the window latents")
+            return det.clip_score(latents)
+        return aggregate_scores(window_scores, rule=self.aggregate)
+
+    def evidence(self, latents: np.ndarray, *, detector: str | None = None) -> list:
+        """Per-view evidence of a clip (empty for detectors without views)."""
+        det = self.detector(detector)
+        if not hasattr(det, "views"):
+            return []
+        from .evidence import explain
+
+        edges = getattr(self.encoder, "shape_band_edges_hz", None)
+        return explain(det, latents, band_edges_hz=None if edges is None else edges())
 
     def result(
-        self, window_scores: np.ndarray, *, detector: str | None = None, threshold: float | None = None, path=None
+        self,
+        window_scores: np.ndarray,
+        *,
+        latents: np.ndarray | None = None,
+        detector: str | None = None,
+        threshold: float | None = None,
+        path=None,
     ) -> ScoreResult:
-        """Aggregate window scores into a :class:`ScoreResult`."""
+        """Aggregate window scores (and, for the ``views`` detector, the window latents) into a :class:`ScoreResult`."""
         detector = detector or self.default_detector
         threshold = self.thresholds[detector] if threshold is None else float(threshold)
-        score = aggregate_scores(window_scores, rule=self.aggregate)
+        score = self.clip_score(window_scores, latents=latents, detector=detector)
         starts = self.encoder.window_starts(window_scores.shape[0])
         return ScoreResult(
             window_scores=window_scores,
@@ -233,6 +278,7 @@ class Model:
             model=self.name,
             path=path,
             window_seconds=self.window_seconds,
+            evidence=[] if latents is None else self.evidence(latents, detector=detector),
         )
 
     @property

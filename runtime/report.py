@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Field names of a result row, in CSV column order and as JSON keys.
-FIELDS = ("path", "score", "verdict", "threshold", "detector", "model", "flags", "error")
+FIELDS = ("path", "score", "verdict", "threshold", "detector", "model", "flags", "error", "explanation")
 
 #: Formats whose files ``read_rows`` can read back (the table is for people, not programs).
 RESUMABLE_FORMATS = ("csv", "json")
@@ -46,7 +46,9 @@ class Row:
     """One file's outcome. ``verdict`` is ``normal``, ``abnormal`` or ``error``.
 
     ``flags`` holds signal warnings that did not stop scoring (``"silent"``, ``"clipped"``;
-    see :mod:`soundsentry.quality`).
+    see :mod:`soundsentry.quality`). ``explanation`` says which view of a ``views`` detector raised
+    the score and by how much (``"level 1.56x threshold: 4.7 dB louder than enrolled"``), empty
+    for single-score detectors and errors.
     """
 
     path: str
@@ -57,6 +59,7 @@ class Row:
     model: str
     flags: tuple[str, ...] = ()
     error: str = ""
+    explanation: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -206,6 +209,8 @@ class TableWriter(RowWriter):
         line = f"{row.verdict:<9} {_number(row.score):>10} {_number(row.threshold):>10} {flags:<14} {row.path}"
         if row.error:
             line += f"  ({row.error})"
+        elif row.verdict == "abnormal" and row.explanation:
+            line += f"  ({row.explanation})"  # what raised the flag, in the engineer's units
         self._put(line + "\n")
 
 
@@ -243,6 +248,7 @@ def _row_from_cells(cells: dict) -> Row:
         model=str(cells["model"]),
         flags=tuple(str(f) for f in flags),
         error=str(cells.get("error") or ""),
+        explanation=str(cells.get("explanation") or ""),
     )
 
 

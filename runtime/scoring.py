@@ -64,11 +64,9 @@ class Scores:
     latents: np.ndarray
     window_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def clip_scores(self, *, rule: str) -> dict[str, float]:
-        """Each detector's windows aggregated by ``rule`` (:func:`~soundsentry.model.aggregate_scores`)."""
-        from .model import aggregate_scores
-
-        return {det: aggregate_scores(s, rule=rule) for det, s in self.window_scores.items()}
+    def clip_scores(self, model: Model) -> dict[str, float]:
+        """Each detector's clip score (:meth:`~soundsentry.model.Model.clip_score`)."""
+        return {det: model.clip_score(s, latents=self.latents, detector=det) for det, s in self.window_scores.items()}
 
 
 def too_short(model: Model, n_samples: int, *, path: str | os.PathLike[str] | None = None) -> AudioTooShortError:

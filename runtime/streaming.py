@@ -37,16 +37,19 @@ class StreamUpdate:
     Attributes
     ----------
     frames : np.ndarray, shape (n_mels, n_new_frames)
-        New log-mel columns in dB (for a live spectrogram).
+        New spectrogram columns in dB for a live view (the encoder kind's display rows).
     window_scores : np.ndarray, shape (n_new_windows,)
         Scores of windows completed by this chunk.
     first_window : int
         Index of the first of those windows since the stream began.
+    latents : np.ndarray, shape (n_new_windows, latent_dim)
+        The encoder's rows of those windows (a clip score of the ``views`` detector needs them).
     """
 
     frames: np.ndarray
     window_scores: np.ndarray
     first_window: int
+    latents: np.ndarray | None = None
 
 
 class StreamingScorer:
@@ -71,6 +74,7 @@ class StreamingScorer:
         self._frames_offset = 0  # absolute index of self._frames[:, 0]
         self._n_frames = 0
         self._scores: list[np.ndarray] = []
+        self._latents: list[np.ndarray] = []
         self._n_windows = 0
         self._received = 0
         self._finished = False
@@ -83,6 +87,13 @@ class StreamingScorer:
     @property
     def window_scores(self) -> np.ndarray:
         return np.concatenate(self._scores) if self._scores else np.zeros(0)
+
+    @property
+    def latents(self) -> np.ndarray:
+        """Encoder rows of every window scored so far, shape (n_windows, latent_dim)."""
+        if not self._latents:
+            return np.zeros((0, self.model.encoder.latent_dim), np.float32)
+        return np.concatenate(self._latents)
 
     def push(self, chunk: np.ndarray) -> StreamUpdate:
         """Add samples, shape (n,) or (n, channels), at the stream's rate."""
@@ -111,26 +122,30 @@ class StreamingScorer:
             self._n_frames += n_new
         else:
             new_frames = np.zeros((g.n_features, 0), dtype=np.float32)
-        scores, first = self._score_ready_windows()
-        return StreamUpdate(frames=new_frames, window_scores=scores, first_window=first)
+        scores, latents, first = self._score_ready_windows()
+        return StreamUpdate(
+            frames=self.model.display(new_frames), window_scores=scores, first_window=first, latents=latents
+        )
 
-    def _score_ready_windows(self) -> tuple[np.ndarray, int]:
+    def _score_ready_windows(self) -> tuple[np.ndarray, np.ndarray, int]:
         length, hop = self._g.window_frames, self._g.window_hop_frames
         first = self._n_windows
         n_ready = 0 if self._n_frames < length else 1 + (self._n_frames - length) // hop
         if n_ready <= first:
-            return np.zeros(0), first
+            return np.zeros(0), np.zeros((0, self.model.encoder.latent_dim), np.float32), first
         start = first * hop - self._frames_offset
         stop = (n_ready - 1) * hop + length - self._frames_offset
         windows = self.model.windows(self._frames[:, start:stop])
-        scores = self.model.score_latents(self.model.embed(windows), detector=self.detector)
+        latents = self.model.embed(windows)
+        scores = self.model.score_latents(latents, detector=self.detector)
         self._scores.append(scores)
+        self._latents.append(latents)
         self._n_windows = n_ready
         # Keep only frames that a later window still needs.
         keep_from = n_ready * hop - self._frames_offset
         self._frames = self._frames[:, keep_from:]
         self._frames_offset += keep_from
-        return scores, first
+        return scores, latents, first
 
     def finish(self):
         """Flush the end of the stream and return the clip's :class:`ScoreResult`."""
@@ -147,7 +162,9 @@ class StreamingScorer:
         self._finished = True
         if self._n_windows == 0:
             raise too_short(self.model, self._received)
-        return self.model.result(self.window_scores, detector=self.detector, threshold=self.threshold)
+        return self.model.result(
+            self.window_scores, latents=self.latents, detector=self.detector, threshold=self.threshold
+        )
 
 
 #: Frames decoded per block when streaming a file: 4 s at 16 kHz, 256 KiB per channel.

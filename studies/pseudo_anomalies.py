@@ -156,7 +156,7 @@ def _clip_scores(model: Model, views: list[np.ndarray], detectors: list[str]) ->
     scores: dict[str, list[float]] = {d: [] for d in detectors}
     for y in views:
         # The runtime's scoring path: embedded once per view, shared by every detector.
-        clip = score_mono(model, y, detectors=detectors).clip_scores(rule=model.aggregate)
+        clip = score_mono(model, y, detectors=detectors).clip_scores(model)
         for d in detectors:
             scores[d].append(clip[d])
     return {d: np.asarray(v) for d, v in scores.items()}

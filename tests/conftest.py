@@ -23,6 +23,10 @@ DATA_CLIPS = sorted(DATA_DIR.glob("*.flac"))
 MULTICHANNEL_CLIP = DATA_DIR / "abdul_id_06_normal.flac"
 MONO_CLIP = DATA_DIR / "yos95_id_06_normal_id_06_00000012.flac"
 ABNORMAL_CLIP = DATA_DIR / "yos95_id_06_anomaly_id_06_00000002.flac"
+#: The fan bundle shipped before the EdgeL3 views bundles: the ``logmel-conv`` encoder kind with the
+#: lof, ocsvm, knn and mahalanobis detectors. Old bundles must keep loading and scoring; tests of those
+#: detectors and of the log-mel front end use it.
+LOGMEL_BUNDLE = DATA_DIR / "bundles" / "fan-logmel"
 
 
 def requires(module: str):
@@ -50,3 +54,9 @@ def fan_model() -> soundsentry.Model:
 @pytest.fixture(scope="session")
 def fan_bundle_dir(fan_model) -> Path:
     return Path(fan_model.bundle.root)
+
+
+@pytest.fixture(scope="session")
+def logmel_model() -> soundsentry.Model:
+    """The log-mel fixture bundle (:data:`LOGMEL_BUNDLE`)."""
+    return soundsentry.load_model(LOGMEL_BUNDLE)

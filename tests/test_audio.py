@@ -176,9 +176,10 @@ def _too_short(tmp_path, clip):
 
 
 def _too_short_after_resampling(tmp_path, clip):
-    # 1.9 s at 48 kHz is plenty of samples but shorter than one 2 s window.
+    # 1.0 s at 48 kHz is plenty of samples (more than either kind's window holds at 16 kHz) but shorter
+    # than one window: 1.108 s for the EdgeL3 views kind, 2.02 s for the log-mel one.
     p = tmp_path / "short48k.wav"
-    sf.write(p, soxr.resample(clip[: int(1.9 * RATE)], RATE, 48000), 48000, subtype="FLOAT")
+    sf.write(p, soxr.resample(clip[:RATE], RATE, 48000), 48000, subtype="FLOAT")
     return p
 
 
@@ -199,10 +200,12 @@ ERROR_CASES = [
 
 
 @pytest.mark.parametrize(("make", "error"), ERROR_CASES, ids=[m.__name__.strip("_") for m, _ in ERROR_CASES])
-def test_bad_input_raises_specific_error_naming_the_file(tmp_path, clip, fan_model, make, error):
+@pytest.mark.parametrize("which", ["fan_model", "logmel_model"])
+def test_bad_input_raises_specific_error_naming_the_file(request, tmp_path, clip, which, make, error):
+    model = request.getfixturevalue(which)
     path = make(tmp_path, clip)
     with pytest.raises(error) as info:
-        fan_model.score(path)
+        model.score(path)
     exc = info.value
     assert type(exc) is error  # the most specific class, not just a parent
     assert isinstance(exc, SoundSentryError)

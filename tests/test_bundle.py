@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -11,15 +12,35 @@ import soundsentry
 from soundsentry import ModelError, ModelIntegrityError, ModelNotFoundError
 from soundsentry.bundle import file_sha256, list_shipped_models, read_bundle
 
-from .conftest import MONO_CLIP, requires
+from .conftest import LOGMEL_BUNDLE, MONO_CLIP, requires
+
+#: The two encoder kinds' bundles: the log-mel fixture (lof, ocsvm, knn, mahalanobis) and the shipped
+#: EdgeL3 views fan (one ``views`` detector and the EdgeL3 licence file).
+SOURCES = {"logmel": LOGMEL_BUNDLE, "views": soundsentry.bundle.read_bundle("fan").root}
+
+
+def _copy(tmp_path, kind):
+    dest = tmp_path / "fan_copy"
+    shutil.copytree(SOURCES[kind], dest)
+    return dest
 
 
 @pytest.fixture
-def bundle(tmp_path, fan_bundle_dir):
-    """A private copy of the shipped fan bundle to tamper with."""
-    dest = tmp_path / "fan_copy"
-    shutil.copytree(fan_bundle_dir, dest)
-    return dest
+def bundle(tmp_path):
+    """A private copy of the log-mel fixture bundle to tamper with (its lof, ocsvm and log-mel card sections)."""
+    return _copy(tmp_path, "logmel")
+
+
+@pytest.fixture
+def views_bundle(tmp_path):
+    """A private copy of the shipped EdgeL3 views fan bundle to tamper with."""
+    return _copy(tmp_path, "views")
+
+
+@pytest.fixture(params=sorted(SOURCES))
+def any_bundle(request, tmp_path):
+    """A private copy of either kind's bundle: checks that do not depend on the encoder kind."""
+    return _copy(tmp_path, request.param)
 
 
 def _card(bundle):
@@ -36,19 +57,29 @@ def _rechecksum(bundle, name):
     _write_card(bundle, card)
 
 
-def test_untouched_copy_loads_and_scores_like_the_shipped_model(bundle, fan_model):
-    copy = soundsentry.load_model(bundle)
-    np.testing.assert_array_equal(copy.score(MONO_CLIP).window_scores, fan_model.score(MONO_CLIP).window_scores)
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+def test_untouched_copy_loads_and_scores_like_the_original(tmp_path, kind):
+    copy = soundsentry.load_model(_copy(tmp_path, kind))
+    original = soundsentry.load_model(SOURCES[kind])
+    a, b = copy.score(MONO_CLIP), original.score(MONO_CLIP)
+    np.testing.assert_array_equal(a.window_scores, b.window_scores)
+    assert a.score == b.score
 
 
-def test_shipped_card_checksums_match(fan_bundle_dir):
-    card = _card(fan_bundle_dir)
-    assert set(card["files"]) >= {"encoder.onnx", "ocsvm.onnx", "lof.npz"}
-    for name, digest in card["files"].items():
-        assert file_sha256(fan_bundle_dir / name) == digest
+@pytest.mark.parametrize("name", [*list_shipped_models(), "fixture:fan-logmel"])
+def test_card_checksums_match(name):
+    root = LOGMEL_BUNDLE if name.startswith("fixture:") else read_bundle(name).root
+    card = _card(root)
+    if name.startswith("fixture:"):
+        assert set(card["files"]) >= {"encoder.onnx", "ocsvm.onnx", "lof.npz"}
+    else:
+        assert set(card["files"]) >= {"encoder.onnx", "views.npz", "EDGEL3_LICENSE.txt"}
+    for file, digest in card["files"].items():
+        assert file_sha256(root / file) == digest
 
 
-def test_changed_byte_in_encoder_is_a_checksum_error(bundle):
+def test_changed_byte_in_encoder_is_a_checksum_error(any_bundle):
+    bundle = any_bundle
     path = bundle / "encoder.onnx"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -58,15 +89,27 @@ def test_changed_byte_in_encoder_is_a_checksum_error(bundle):
     assert "encoder.onnx" in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["lof.npz", "ocsvm.onnx", "encoder.onnx"])
-def test_deleted_file_is_reported_missing(bundle, name):
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("logmel", "lof.npz"),
+        ("logmel", "ocsvm.onnx"),
+        ("logmel", "encoder.onnx"),
+        ("views", "views.npz"),
+        ("views", "encoder.onnx"),
+        ("views", "EDGEL3_LICENSE.txt"),
+    ],
+)
+def test_deleted_file_is_reported_missing(tmp_path, kind, name):
+    bundle = _copy(tmp_path, kind)
     (bundle / name).unlink()
     with pytest.raises(ModelIntegrityError, match="missing") as info:
         soundsentry.load_model(bundle)
     assert name in str(info.value)
 
 
-def test_unknown_format_version_is_refused(bundle):
+def test_unknown_format_version_is_refused(any_bundle):
+    bundle = any_bundle
     card = _card(bundle)
     card["format_version"] = 99
     _write_card(bundle, card)
@@ -76,7 +119,8 @@ def test_unknown_format_version_is_refused(bundle):
 
 
 @pytest.mark.parametrize("bad_path", ["../x", "../fan_copy/../x", "sub/../../x", "/etc/passwd", ""])
-def test_card_path_outside_the_bundle_is_refused(bundle, bad_path):
+def test_card_path_outside_the_bundle_is_refused(any_bundle, bad_path):
+    bundle = any_bundle
     (bundle.parent / "x").write_bytes(b"outside")
     card = _card(bundle)
     card["files"][bad_path] = file_sha256(bundle.parent / "x")
@@ -85,10 +129,12 @@ def test_card_path_outside_the_bundle_is_refused(bundle, bad_path):
         soundsentry.load_model(bundle)
 
 
-def test_detector_pointing_outside_the_bundle_is_refused(bundle):
+@pytest.mark.parametrize(("kind", "detector"), [("logmel", "lof"), ("views", "views")])
+def test_detector_pointing_outside_the_bundle_is_refused(tmp_path, kind, detector):
+    bundle = _copy(tmp_path, kind)
     (bundle.parent / "x").write_bytes(b"outside")
     card = _card(bundle)
-    card["detectors"]["lof"]["file"] = "../x"
+    card["detectors"][detector]["file"] = "../x"
     _write_card(bundle, card)
     with pytest.raises(ModelIntegrityError):
         soundsentry.load_model(bundle)
@@ -99,14 +145,23 @@ def test_detector_pointing_outside_the_bundle_is_refused(bundle):
     [b"{not json", b"", b"[1, 2, 3]", b'"fan"', b"\xff\xfe\x00garbage"],
     ids=["broken", "empty", "list", "string", "not-utf8"],
 )
-def test_invalid_card_is_refused(bundle, content):
+def test_invalid_card_is_refused(any_bundle, content):
+    bundle = any_bundle
     (bundle / "model.json").write_bytes(content)
     with pytest.raises(ModelIntegrityError, match=r"model\.json"):
         soundsentry.load_model(bundle)
 
 
-@pytest.mark.parametrize("key", ["features", "normalization", "files", "detectors", "encoder"])
-def test_card_missing_a_section_is_refused(bundle, key):
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [
+        ("logmel", "features"),
+        ("logmel", "normalization"),
+        *((kind, key) for kind in sorted(SOURCES) for key in ("files", "detectors", "encoder")),
+    ],
+)
+def test_card_missing_a_section_is_refused(tmp_path, kind, key):
+    bundle = _copy(tmp_path, kind)
     card = _card(bundle)
     del card[key]
     _write_card(bundle, card)
@@ -119,7 +174,8 @@ def test_card_missing_a_section_is_refused(bundle, key):
     [("encoder", "encoder.onnx"), ("detectors", ["lof"]), ("detectors", {}), ("detectors", {"lof": "lof.npz"})],
     ids=["encoder-string", "detectors-list", "detectors-empty", "detector-string"],
 )
-def test_card_section_of_wrong_type_is_refused(bundle, key, value):
+def test_card_section_of_wrong_type_is_refused(any_bundle, key, value):
+    bundle = any_bundle
     card = _card(bundle)
     card[key] = value
     _write_card(bundle, card)
@@ -127,11 +183,13 @@ def test_card_section_of_wrong_type_is_refused(bundle, key, value):
         soundsentry.load_model(bundle)
 
 
-def test_file_used_without_checksum_is_refused(bundle):
+@pytest.mark.parametrize(("kind", "name"), [("logmel", "ocsvm.onnx"), ("views", "views.npz")])
+def test_file_used_without_checksum_is_refused(tmp_path, kind, name):
+    bundle = _copy(tmp_path, kind)
     card = _card(bundle)
-    del card["files"]["ocsvm.onnx"]
+    del card["files"][name]
     _write_card(bundle, card)
-    with pytest.raises(ModelIntegrityError, match=r"ocsvm\.onnx"):
+    with pytest.raises(ModelIntegrityError, match=re.escape(name)):
         soundsentry.load_model(bundle)
 
 
@@ -144,7 +202,8 @@ def test_normalisation_of_wrong_size_is_refused(bundle):
 
 
 @requires("onnx")
-def test_encoder_with_other_interface_is_refused(bundle):
+def test_encoder_with_other_interface_is_refused(any_bundle):
+    bundle = any_bundle
     import onnx
     from onnx import TensorProto, helper
 
@@ -165,7 +224,8 @@ def test_encoder_with_other_interface_is_refused(bundle):
     assert "'x'" in str(info.value) and "logmel" in str(info.value)
 
 
-def test_encoder_that_is_not_onnx_is_refused(bundle):
+def test_encoder_that_is_not_onnx_is_refused(any_bundle):
+    bundle = any_bundle
     (bundle / "encoder.onnx").write_bytes(b"\x00" * 100)
     _rechecksum(bundle, "encoder.onnx")
     with pytest.raises(ModelIntegrityError, match=r"encoder\.onnx"):
@@ -180,14 +240,24 @@ def test_pickled_lof_state_is_refused_at_load(bundle):
         soundsentry.load_model(bundle)
 
 
-def test_verify_false_skips_checksums_only(bundle):
+def test_pickled_views_state_is_refused_at_load(views_bundle):
+    bundle = views_bundle
+    np.savez(bundle / "views.npz", reference=np.array([{"evil": 1}, None], dtype=object))
+    _rechecksum(bundle, "views.npz")
+    with pytest.raises(ModelIntegrityError, match="pickled"):
+        soundsentry.load_model(bundle)
+
+
+@pytest.mark.parametrize(("kind", "name"), [("logmel", "lof.npz"), ("views", "views.npz")])
+def test_verify_false_skips_checksums_only(tmp_path, kind, name):
+    bundle = _copy(tmp_path, kind)
     card = _card(bundle)
-    card["files"]["lof.npz"] = "0" * 64
+    card["files"][name] = "0" * 64
     _write_card(bundle, card)
     with pytest.raises(ModelIntegrityError, match="checksum"):
         soundsentry.load_model(bundle)
     soundsentry.load_model(bundle, verify=False)
-    (bundle / "lof.npz").unlink()
+    (bundle / name).unlink()
     with pytest.raises(ModelIntegrityError, match="missing"):
         soundsentry.load_model(bundle, verify=False)
 
@@ -213,16 +283,22 @@ def test_list_shipped_models():
 
 
 @pytest.mark.parametrize(
-    ("keys", "value", "message"),
+    ("kind", "keys", "value", "message"),
     [
-        (("format",), "something-else", "format"),
-        (("window", "frames"), 32, "encoder expects windows"),
-        (("window", "frames"), 0, r"window\.frames must be an integer from 1"),
-        (("window", "hop_frames"), 0, r"window\.hop_frames must be an integer from 1"),
-        (("default_detector",), "isolation_forest", "default detector"),
+        ("logmel", ("format",), "something-else", "format"),
+        ("logmel", ("window", "frames"), 32, "encoder expects windows"),
+        ("logmel", ("window", "frames"), 0, r"window\.frames must be an integer from 1"),
+        ("logmel", ("window", "hop_frames"), 0, r"window\.hop_frames must be an integer from 1"),
+        ("logmel", ("default_detector",), "isolation_forest", "default detector"),
+        ("views", ("format",), "something-else", "format"),
+        ("views", ("default_detector",), "isolation_forest", "default detector"),
+        ("views", ("encoder", "kind"), "edgel4-views", "unknown encoder kind 'edgel4-views'"),
+        ("views", ("encoder", "embedding_dim"), 0, r"encoder\.embedding_dim must be an integer"),
+        ("views", ("encoder", "embedding_dim"), 64, r"gives 128 values.*embedding_dim = 64"),
     ],
 )
-def test_card_field_that_cannot_work_is_refused_at_load(bundle, keys, value, message):
+def test_card_field_that_cannot_work_is_refused_at_load(tmp_path, kind, keys, value, message):
+    bundle = _copy(tmp_path, kind)
     card = _card(bundle)
     section = card
     for key in keys[:-1]:
@@ -233,5 +309,8 @@ def test_card_field_that_cannot_work_is_refused_at_load(bundle, keys, value, mes
         soundsentry.load_model(bundle)
 
 
-def test_shipped_card_is_readable_by_everyone(fan_bundle_dir):
-    assert (fan_bundle_dir / "model.json").stat().st_mode & 0o044 == 0o044
+@pytest.mark.parametrize("name", list_shipped_models())
+def test_shipped_card_is_readable_by_everyone(name):
+    root = read_bundle(name).root
+    for path in [root / "model.json", *(root / f for f in _card(root)["files"])]:
+        assert path.stat().st_mode & 0o044 == 0o044, path

@@ -16,9 +16,9 @@ def sklearn_neighbors():
 
 
 @pytest.fixture(scope="module")
-def clip_latents(fan_model) -> dict[str, np.ndarray]:
+def clip_latents(logmel_model) -> dict[str, np.ndarray]:
     """Encoder latents of every analysis window of each tests/data clip."""
-    m = fan_model
+    m = logmel_model
     return {p.name: m.embed(m.windows(m.features(m.load(p)))) for p in DATA_CLIPS}
 
 
@@ -39,16 +39,16 @@ def test_lof_matches_sklearn_on_real_latents(sklearn_neighbors, clip_latents, k)
     np.testing.assert_allclose(ours.score_samples(queries), expected, rtol=1e-5)
 
 
-def test_shipped_lof_matches_sklearn_refit(sklearn_neighbors, fan_model, clip_latents):
+def test_shipped_lof_matches_sklearn_refit(sklearn_neighbors, logmel_model, clip_latents):
     """The bundle's stored state (k-distances, densities) scores like scikit-learn fitted on its reference set."""
-    lof = fan_model.detector("lof")
+    lof = logmel_model.detector("lof")
     assert isinstance(lof, LocalOutlierFactor)
     queries = np.concatenate(list(clip_latents.values()))
     expected = _sklearn_lof(sklearn_neighbors, lof.reference_, lof.n_neighbors_).score_samples(
         queries.astype(np.float64)
     )
     np.testing.assert_allclose(lof.score_samples(queries), expected, rtol=1e-5)
-    np.testing.assert_allclose(fan_model.score_latents(queries, detector="lof"), -expected, rtol=1e-5)
+    np.testing.assert_allclose(logmel_model.score_latents(queries, detector="lof"), -expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 20, 49])
@@ -124,8 +124,8 @@ def test_lof_load_refuses_non_npz(tmp_path):
         LocalOutlierFactor.load(path)
 
 
-def test_lof_higher_anomaly_score_is_more_anomalous(fan_model, clip_latents):
-    lof = fan_model.detector("lof")
+def test_lof_higher_anomaly_score_is_more_anomalous(logmel_model, clip_latents):
+    lof = logmel_model.detector("lof")
     inlier = lof.reference_[:1]
     far = inlier + 100.0 * (np.abs(lof.reference_).max() + 1.0)
     inlier_score, far_score = lof.anomaly_score(np.concatenate([inlier, far]))
@@ -133,19 +133,19 @@ def test_lof_higher_anomaly_score_is_more_anomalous(fan_model, clip_latents):
     assert far_score > 10 * inlier_score
 
 
-def test_ocsvm_anomaly_score_is_negated_score_samples(fan_model, clip_latents):
-    svm = fan_model.detector("ocsvm")
+def test_ocsvm_anomaly_score_is_negated_score_samples(logmel_model, clip_latents):
+    svm = logmel_model.detector("ocsvm")
     assert isinstance(svm, OneClassSVMOnnx)
     latents = np.concatenate(list(clip_latents.values()))
     raw = svm.score_samples(latents)
     assert raw.shape == (latents.shape[0],)
     np.testing.assert_array_equal(svm.anomaly_score(latents), -raw)
-    np.testing.assert_array_equal(fan_model.score_latents(latents, detector="ocsvm"), -raw)
+    np.testing.assert_array_equal(logmel_model.score_latents(latents, detector="ocsvm"), -raw)
 
 
-def test_ocsvm_far_point_is_more_anomalous(fan_model):
-    svm = fan_model.detector("ocsvm")
-    lof = fan_model.detector("lof")
+def test_ocsvm_far_point_is_more_anomalous(logmel_model):
+    svm = logmel_model.detector("ocsvm")
+    lof = logmel_model.detector("lof")
     inlier = lof.reference_[:1]  # a training window's latent
     far = inlier + 100.0 * (np.abs(lof.reference_).max() + 1.0)
     inlier_score, far_score = svm.anomaly_score(np.concatenate([inlier, far]))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DATA_CLIPS, EXAMPLES_DIR, REPO_ROOT, requires
+from .conftest import DATA_CLIPS, EXAMPLES_DIR, LOGMEL_BUNDLE, REPO_ROOT, requires
 
 pytestmark = [requires("distributed"), pytest.mark.slow]
 
@@ -48,18 +48,24 @@ def _cli_rows(files, tmp_path, *options):
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("options", [(), ("--detector", "ocsvm", "--threshold", "0.5")], ids=["default", "ocsvm"])
-def test_dask_rows_are_the_cli_rows(client, files, tmp_path, options):
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [("fan", ()), (str(LOGMEL_BUNDLE), ("--detector", "ocsvm", "--threshold", "0.5"))],
+    ids=["default", "logmel-ocsvm"],  # the shipped views fan; a detector and threshold of the log-mel fixture
+)
+def test_dask_rows_are_the_cli_rows(client, files, tmp_path, model, options):
     from soundsentry.distributed import score_files_dask
 
-    cli = _cli_rows(files, tmp_path, *options)
+    cli = _cli_rows(files, tmp_path, "--model", model, *options)
     kwargs = dict(zip(("detector", "threshold"), options[1::2], strict=False))
     if "threshold" in kwargs:
         kwargs["threshold"] = float(kwargs["threshold"])
-    rows = list(score_files_dask(client, files, model="fan", chunksize=3, **kwargs))
+    rows = list(score_files_dask(client, files, model=model, chunksize=3, **kwargs))
     # Identical, not close: the same function on the same files, floats written in full by the JSON writer.
     assert [r.to_dict() for r in rows] == cli
     assert [r["verdict"] for r in cli].count("error") == 1
+    # A views bundle's rows say which view drove each score; single-score detectors leave it empty.
+    assert all(bool(r["explanation"]) == (model == "fan") for r in cli if r["verdict"] != "error")
     assert cli[len(EXAMPLES)]["error"]
 
 
@@ -71,7 +77,7 @@ def test_one_model_per_worker(client, files):
     def loaded():
         from soundsentry.distributed import _MODELS
 
-        return len(_MODELS)
+        return sum(ref == "fan" for ref, _ in _MODELS)  # other tests on this cluster load other bundles
 
     counts = client.run(loaded)
     assert len(counts) == 2 and set(counts.values()) == {1}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from soundsentry.cli import main
 from soundsentry.enroll import calibration_plan, enroll
 from soundsentry.errors import AudioError, EnrollmentError
 
-from .conftest import DATA_DIR, MONO_CLIP, requires
+from .conftest import DATA_DIR, LOGMEL_BUNDLE, MONO_CLIP, requires
 from .test_light_runtime import BLOCKED
 
 # Five normal and three abnormal clips of one slide rail (DCASE 2020 dev, id_00), 4 s each.
@@ -29,7 +31,7 @@ def test_slider_clips_are_there():
     assert len(SLIDER_NORMAL) == 5 and len(SLIDER_ABNORMAL) == 3
 
 
-def test_held_out_normal_clips_pass_more_often_than_abnormal_ones(fan_model, tmp_path):
+def test_held_out_normal_clips_pass_more_often_than_abnormal_ones(logmel_model, tmp_path):
     """Leave each normal clip out in turn, enroll on the other four, score the held-out one and the anomalies.
 
     The shipped fan encoder never heard a slide rail. At the default quantile (0.99, set for few
@@ -41,7 +43,7 @@ def test_held_out_normal_clips_pass_more_often_than_abnormal_ones(fan_model, tmp
     for i, held_out in enumerate(SLIDER_NORMAL):
         enrolled = [p for p in SLIDER_NORMAL if p != held_out]
         for quantile in (0.99, 0.9):
-            model = fan_model.enroll(enrolled, out=tmp_path / f"m{i}_{quantile}", quantile=quantile)
+            model = logmel_model.enroll(enrolled, out=tmp_path / f"m{i}_{quantile}", quantile=quantile, detectors=["lof"])
             threshold = model.thresholds["lof"]
             normal_pass[quantile].append(model.score(held_out).score <= threshold)
             abnormal_pass[quantile] += [model.score(p).score <= threshold for p in SLIDER_ABNORMAL]
@@ -50,9 +52,9 @@ def test_held_out_normal_clips_pass_more_often_than_abnormal_ones(fan_model, tmp
     assert not all(abnormal_pass[0.9])
 
 
-def test_bundle_card_describes_the_enrollment(fan_model, tmp_path):
+def test_bundle_card_describes_the_enrollment(logmel_model, tmp_path):
     out = tmp_path / "my-slider"
-    model = enroll(fan_model, [SLIDER / "normal"], out=out, machine_type="slider")
+    model = enroll(logmel_model, [SLIDER / "normal"], out=out, machine_type="slider", detectors=["lof"])
     assert isinstance(model, soundsentry.Model)
     bundle = read_bundle(out)  # checksums verified
     card = bundle.card
@@ -60,8 +62,8 @@ def test_bundle_card_describes_the_enrollment(fan_model, tmp_path):
     assert card["default_detector"] == "lof" and list(card["detectors"]) == ["lof"]
     info = card["enrollment"]
     assert info["parent"]["name"] == "fan"
-    assert info["parent"]["encoder_sha256"] == file_sha256(fan_model.bundle.path("encoder.onnx"))
-    assert file_sha256(out / "encoder.onnx") == file_sha256(fan_model.bundle.path("encoder.onnx"))
+    assert info["parent"]["encoder_sha256"] == file_sha256(logmel_model.bundle.path("encoder.onnx"))
+    assert file_sha256(out / "encoder.onnx") == file_sha256(logmel_model.bundle.path("encoder.onnx"))
     assert [r["file"] for r in info["recordings"]] == [p.name for p in SLIDER_NORMAL]
     assert [r["sha256"] for r in info["recordings"]] == [file_sha256(p) for p in SLIDER_NORMAL]
     assert all(abs(r["seconds"] - 4.0) < 1e-6 for r in info["recordings"])
@@ -77,37 +79,37 @@ def test_bundle_card_describes_the_enrollment(fan_model, tmp_path):
     assert lof["threshold"] > max(lof["calibration_scores"])
     # Feature settings are the parent's, so the encoder sees what it was trained on.
     for key in ("features", "window", "channel"):
-        assert card[key] == fan_model.card[key]
+        assert card[key] == logmel_model.card[key]
     norm = dict(card["normalization"])
     level = norm.pop("level_reference_db")
     norm.pop("level")
-    assert norm == fan_model.card["normalization"]
+    assert norm == logmel_model.card["normalization"]
     # The level reference is the enrolled recordings' median window level.
-    levels = np.concatenate([fan_model.window_levels(fan_model.features(fan_model.load(p))) for p in SLIDER_NORMAL])
+    levels = np.concatenate([logmel_model.window_levels(logmel_model.features(logmel_model.load(p))) for p in SLIDER_NORMAL])
     assert level == pytest.approx(np.median(levels), abs=1e-4)
     assert "evaluation" not in card and "training" not in card
 
 
-def test_enrolled_model_scores_like_its_parent_pipeline(fan_model, tmp_path):
+def test_enrolled_model_scores_like_its_parent_pipeline(logmel_model, tmp_path):
     """Same encoder, same features: without levelling the new bundle's latents are the parent's."""
-    model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "m", level_normalization=False)
+    model = logmel_model.enroll(SLIDER_NORMAL, out=tmp_path / "m", level_normalization=False, detectors=["lof"])
     assert "level_reference_db" not in model.card["normalization"] and model.level_reference_db is None
-    y = fan_model.load(SLIDER_ABNORMAL[0])
-    parent_latents = fan_model.embed(fan_model.windows(fan_model.features(y)))
+    y = logmel_model.load(SLIDER_ABNORMAL[0])
+    parent_latents = logmel_model.embed(logmel_model.windows(logmel_model.features(y)))
     child_latents = model.embed(model.windows(model.features(y)))
     np.testing.assert_array_equal(parent_latents, child_latents)
     result = model.score(SLIDER_ABNORMAL[0])
     np.testing.assert_allclose(result.window_scores, model.detector("lof").anomaly_score(child_latents))
 
 
-def test_levelled_model_ignores_a_gain_change_the_parent_does_not(fan_model, tmp_path):
+def test_levelled_model_ignores_a_gain_change_the_parent_does_not(logmel_model, tmp_path):
     """Drift: the same recording 6 dB louder (another gain or microphone distance) keeps its score."""
-    model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "m")
+    model = logmel_model.enroll(SLIDER_NORMAL, out=tmp_path / "m", detectors=["lof"])
     assert model.level_reference_db is not None
-    y = fan_model.load(SLIDER_NORMAL[0])
+    y = logmel_model.load(SLIDER_NORMAL[0])
     quiet, loud = model.score(0.25 * y), model.score(0.5 * y)
     np.testing.assert_allclose(loud.window_scores, quiet.window_scores, rtol=1e-4)
-    parent_quiet, parent_loud = fan_model.score(0.25 * y), fan_model.score(0.5 * y)
+    parent_quiet, parent_loud = logmel_model.score(0.25 * y), logmel_model.score(0.5 * y)
     assert abs(parent_loud.score - parent_quiet.score) > 100 * abs(loud.score - quiet.score)
     # Levelling works window by window, so streaming agrees with whole-file scoring.
     stream = model.stream()
@@ -116,16 +118,16 @@ def test_levelled_model_ignores_a_gain_change_the_parent_does_not(fan_model, tmp
     np.testing.assert_allclose(stream.finish().window_scores, model.score(y).window_scores, rtol=1e-5)
 
 
-def test_arrays_with_rates_enroll_like_files(fan_model, tmp_path):
-    from_files = fan_model.enroll(SLIDER_NORMAL[:3], out=tmp_path / "files")
+def test_arrays_with_rates_enroll_like_files(logmel_model, tmp_path):
+    from_files = logmel_model.enroll(SLIDER_NORMAL[:3], out=tmp_path / "files", detectors=["lof"])
     arrays = [sf.read(p, dtype="float32") for p in SLIDER_NORMAL[:3]]
-    from_arrays = fan_model.enroll(arrays, out=tmp_path / "arrays")
+    from_arrays = logmel_model.enroll(arrays, out=tmp_path / "arrays", detectors=["lof"])
     assert from_arrays.thresholds["lof"] == pytest.approx(from_files.thresholds["lof"], rel=1e-9)
     assert [r["file"] for r in from_arrays.card["enrollment"]["recordings"]] == ["<array 0>", "<array 1>", "<array 2>"]
 
 
-def test_one_recording_uses_the_documented_block_fallback(fan_model, tmp_path):
-    model = fan_model.enroll([MONO_CLIP], out=tmp_path / "one")
+def test_one_recording_uses_the_documented_block_fallback(logmel_model, tmp_path):
+    model = logmel_model.enroll([MONO_CLIP], out=tmp_path / "one", detectors=["lof"])
     info = model.card["enrollment"]
     assert info["n_recordings"] == 1
     assert info["calibration"]["mode"] == "leave-one-block-out"
@@ -147,7 +149,7 @@ def test_calibration_plan_keeps_overlapping_windows_out_of_a_blocks_reference():
 
 
 def test_too_little_audio_is_refused(fan_model, tmp_path):
-    y = fan_model.load(MONO_CLIP)[: int(2.2 * 16000)]  # one window
+    y = fan_model.load(MONO_CLIP)[: int(2.2 * 16000)]  # two 1-s windows: too little to calibrate on
     with pytest.raises(EnrollmentError, match="too little normal audio"):
         fan_model.enroll([(y, 16000)], out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
@@ -185,14 +187,14 @@ def test_output_folder_is_protected(fan_model, tmp_path):
 
 @requires("sklearn")
 @requires("skl2onnx")
-def test_ocsvm_enrollment_with_train_extra(fan_model, tmp_path):
+def test_ocsvm_enrollment_with_train_extra(logmel_model, tmp_path):
     from sklearn.svm import OneClassSVM
 
-    model = fan_model.enroll(SLIDER_NORMAL, out=tmp_path / "svm", detectors=("ocsvm", "lof"))
+    model = logmel_model.enroll(SLIDER_NORMAL, out=tmp_path / "svm", detectors=("ocsvm", "lof"))
     assert model.default_detector == "ocsvm" and set(model.detectors) == {"ocsvm", "lof"}
     # The exported graph scores like scikit-learn fitted on the same enrolled windows.
     latents = np.concatenate([model.embed(model.windows(model.features(model.load(p)))) for p in SLIDER_NORMAL])
-    svm = OneClassSVM(nu=fan_model.card["detectors"]["ocsvm"]["nu"], gamma="scale").fit(latents.astype(np.float64))
+    svm = OneClassSVM(nu=logmel_model.card["detectors"]["ocsvm"]["nu"], gamma="scale").fit(latents.astype(np.float64))
     query = model.embed(model.windows(model.features(model.load(SLIDER_ABNORMAL[0]))))
     np.testing.assert_allclose(
         model.detector("ocsvm").anomaly_score(query), -svm.decision_function(query), rtol=1e-4, atol=1e-5
@@ -237,9 +239,9 @@ LIGHT_SCRIPT = BLOCKING_PREAMBLE + textwrap.dedent(
     """
     from soundsentry.errors import EnrollmentError
 
-    model = soundsentry.load_model("fan").enroll({normal!r}, out={out!r})
+    model = soundsentry.load_model({parent!r}).enroll({normal!r}, out={out!r}, detectors=("lof",))
     try:
-        soundsentry.load_model("fan").enroll({normal!r}, out={out!r} + "-svm", detectors=("ocsvm",))
+        soundsentry.load_model({parent!r}).enroll({normal!r}, out={out!r} + "-svm", detectors=("ocsvm",))
         svm_error = ""
     except EnrollmentError as exc:
         svm_error = str(exc)
@@ -255,6 +257,7 @@ LIGHT_SCRIPT = BLOCKING_PREAMBLE + textwrap.dedent(
 
 def test_lof_enrollment_needs_no_scikit_learn(tmp_path):
     script = LIGHT_SCRIPT.format(
+        parent=str(LOGMEL_BUNDLE),  # the log-mel fixture, which has LOF
         blocked=BLOCKED, normal=[str(p) for p in SLIDER_NORMAL], out=str(tmp_path / "light"), clip=str(SLIDER_ABNORMAL[0])
     )
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -269,7 +272,7 @@ def test_lof_enrollment_needs_no_scikit_learn(tmp_path):
 NUMPY_DETECTORS_SCRIPT = BLOCKING_PREAMBLE + textwrap.dedent(
     """
 
-    soundsentry.load_model("fan").enroll({normal!r}, out={out!r}, detectors=("knn", "mahalanobis"))
+    soundsentry.load_model({parent!r}).enroll({normal!r}, out={out!r}, detectors=("knn", "mahalanobis"))
     model = soundsentry.load_model({out!r})  # read back from disk, checks and all
     print(json.dumps({{
         "detectors": model.detectors,
@@ -285,6 +288,7 @@ NUMPY_DETECTORS_SCRIPT = BLOCKING_PREAMBLE + textwrap.dedent(
 def test_knn_and_mahalanobis_enrollment_needs_no_scikit_learn(tmp_path):
     out = tmp_path / "light"
     script = NUMPY_DETECTORS_SCRIPT.format(
+        parent=str(LOGMEL_BUNDLE),
         blocked=BLOCKED, normal=[str(p) for p in SLIDER_NORMAL], out=str(out), clip=str(SLIDER_ABNORMAL[0])
     )
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -402,3 +406,77 @@ def test_study_keeps_only_machines_the_bundle_did_not_hear():
     pump = Clip(path=DATA_DIR / "p.flac", machine_type="pump", machine_id="id_04", dataset="MIMII", pcm_sha256="ab" * 32)
     general = {"machine_type": "general", "training": {"train_clips": [{"machine_id": "id_04", "pcm_sha256": "ab" * 32}]}}
     assert [m.key for m in held_out_machines([*clips[:1], pump], general)] == [("fan", "id_00")]
+
+
+VIEWS_SCRIPT = BLOCKING_PREAMBLE + textwrap.dedent(
+    """
+    import numpy as np
+    from soundsentry.enroll import default_enrollment_detector
+
+    parent = soundsentry.load_model("fan")
+    model = parent.enroll({normal!r}, out={out!r})  # default settings
+    y = model.load({held_out!r})
+    plain, louder = model.score({held_out!r}), model.score_samples(y * 10 ** (8 / 20))
+    print(json.dumps({{
+        "parent_default": default_enrollment_detector(parent),
+        "plain": [plain.score, plain.verdict],
+        "louder": [louder.score, louder.verdict, [e.to_dict() for e in louder.evidence], louder.explanation],
+        "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
+    }}, default=float))
+    """
+)
+
+
+def test_views_enrollment_of_the_shipped_fan_from_the_plain_install(tmp_path):
+    """Default settings, no [train]: the parent's views detector is fitted per recording (no levelling: loudness is
+    a view of its own), a held-out normal recording of the machine passes and an 8 dB louder copy of it is
+    flagged, the evidence naming the level view."""
+    out = tmp_path / "slider"
+    held_out, enrolled = SLIDER_NORMAL[0], SLIDER_NORMAL[1:]
+    script = VIEWS_SCRIPT.format(blocked=BLOCKED, normal=[str(p) for p in enrolled], out=str(out), held_out=str(held_out))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == []
+    parent = soundsentry.load_model("fan")
+    assert report["parent_default"] == parent.default_detector == "views"
+    card = read_bundle(out).card  # checksums verified
+    assert card["default_detector"] == "views" and list(card["detectors"]) == ["views"]
+    assert card["encoder"]["kind"] == parent.encoder.kind == "edgel3-views"
+    views = card["detectors"]["views"]
+    assert views["threshold"] == 1.0 and views["n_recordings"] == len(enrolled)
+    assert "leave-one-recording-out" in views["calibration"] and f"{len(enrolled)} enrolled recordings" in views["calibration"]
+    assert [v["name"] for v in views["views"]] == [v["name"] for v in parent.card["detectors"]["views"]["views"]]
+    assert "level_reference_db" not in card.get("normalization", {})  # never levelled
+    assert [r["file"] for r in card["enrollment"]["recordings"]] == [p.name for p in enrolled]
+    # The bundle scores the same here as in the plain install.
+    model = soundsentry.load_model(out)
+    assert model.level_reference_db is None
+    assert report["plain"] == [pytest.approx(model.score(held_out).score, rel=1e-6), "normal"]
+    assert report["plain"][0] < 1.0
+    score, verdict, evidence, explanation = report["louder"]
+    assert verdict == "abnormal" and score > 1.0
+    assert evidence[0]["view"] == "level" and evidence[0]["flagged"] and evidence[0]["ratio"] == pytest.approx(score)
+    assert not any(e["flagged"] for e in evidence[1:])  # only loudness changed
+    assert explanation.startswith("level") and "louder" in explanation
+
+
+def test_cli_enroll_shipped_fan_gives_views_rows_with_explanations(tmp_path, capsys):
+    out = tmp_path / "slider"
+    assert main(["enroll", "--normal", *map(str, SLIDER_NORMAL[1:]), "--out", str(out)]) == 0
+    capsys.readouterr()
+    model = soundsentry.load_model(out)
+    assert model.default_detector == "views"
+    loud = tmp_path / "loud.wav"
+    y, rate = sf.read(SLIDER_NORMAL[0], dtype="float32")
+    sf.write(loud, y * 10 ** (8 / 20), rate, subtype="FLOAT")
+    clips = [str(SLIDER_NORMAL[0]), str(loud)]
+    for fmt in ("csv", "json"):
+        main(["score", "--model", str(out), "--format", fmt, *clips])
+        text = capsys.readouterr().out
+        rows = list(csv.DictReader(io.StringIO(text))) if fmt == "csv" else json.loads(text)
+        assert [r["path"] for r in rows] == clips
+        for row, clip in zip(rows, clips, strict=True):
+            want = model.score(clip)
+            assert row["verdict"] == want.verdict and row["explanation"] == want.explanation
+        assert rows[1]["verdict"] == "abnormal" and rows[1]["explanation"].startswith("level")

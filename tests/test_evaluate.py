@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import soundsentry
 from soundsentry.cli import main
 from soundsentry.evaluate import (
     EvaluationError,
@@ -21,7 +22,7 @@ from soundsentry.evaluate import (
 )
 from soundsentry.evaluate_report import write_report
 
-from .conftest import ABNORMAL_CLIP, DATA_DIR, MONO_CLIP, requires
+from .conftest import ABNORMAL_CLIP, DATA_DIR, LOGMEL_BUNDLE, MONO_CLIP, requires
 
 SLIDER = DATA_DIR / "slider_id_00"
 
@@ -42,8 +43,9 @@ def labelled_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def scored(fan_model, labelled_folder):
-    return score_clips(fan_model, read_labelled_clips([labelled_folder]))
+def scored(logmel_model, labelled_folder):
+    """Every detector's scores: the log-mel fixture's four (LOF, OC-SVM, ...)."""
+    return score_clips(logmel_model, read_labelled_clips([labelled_folder]))
 
 
 def test_folder_labels_and_machines(labelled_folder):
@@ -90,10 +92,10 @@ def test_dcase_file_names_give_label_and_domain(tmp_path):
 
 
 @requires("sklearn")
-def test_figures_match_scikit_learn(fan_model, scored):
+def test_figures_match_scikit_learn(logmel_model, scored):
     from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-    threshold = fan_model.thresholds["lof"]
+    threshold = logmel_model.thresholds["lof"]
     rows = evaluate_scores(scored, detector="lof", threshold=threshold)
     y = np.array([s.clip.y for s in scored])
     s = np.array([s.scores["lof"] for s in scored])
@@ -115,34 +117,37 @@ def test_figures_match_scikit_learn(fan_model, scored):
         assert r.pauc == pytest.approx(roc_auc_score(y[mask], s[mask], max_fpr=0.1), abs=1e-12)
 
 
-def test_scores_are_the_models_own(fan_model, scored):
+def test_scores_are_the_models_own(logmel_model, scored):
     for s in scored[:3]:
-        assert s.scores["lof"] == pytest.approx(fan_model.score(s.clip.path, detector="lof").score, rel=1e-6)
-        assert s.scores["ocsvm"] == pytest.approx(fan_model.score(s.clip.path, detector="ocsvm").score, rel=1e-5, abs=1e-6)
+        assert s.scores["lof"] == pytest.approx(logmel_model.score(s.clip.path, detector="lof").score, rel=1e-6)
+        assert s.scores["ocsvm"] == pytest.approx(logmel_model.score(s.clip.path, detector="ocsvm").score, rel=1e-5, abs=1e-6)
 
 
-def test_one_class_group_reports_counts_not_auc(fan_model, scored):
+def test_one_class_group_reports_counts_not_auc(logmel_model, scored):
     only_normal = [s for s in scored if s.clip.y == 0]
-    row = evaluate_scores(only_normal, detector="lof", threshold=fan_model.thresholds["lof"])[0]
+    row = evaluate_scores(only_normal, detector="lof", threshold=logmel_model.thresholds["lof"])[0]
     assert row.n_abnormal == 0 and np.isnan(row.auc) and np.isnan(row.recall)
     assert 0.0 <= row.false_alarm_rate <= 1.0
 
 
 @requires("matplotlib")
-def test_cli_writes_report_scores_and_plots(labelled_folder, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("model", "detectors"), [("fan", ("views",)), (str(LOGMEL_BUNDLE), ("lof", "ocsvm"))], ids=["views", "logmel"]
+)
+def test_cli_writes_report_scores_and_plots(labelled_folder, tmp_path, capsys, model, detectors):
     out = tmp_path / "rep" / "slider.md"
-    code = main(["evaluate", "--model", "fan", str(labelled_folder), "-o", str(out)])
+    code = main(["evaluate", "--model", model, str(labelled_folder), "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 0, err
     text = out.read_text()
     assert "| all | all | 6 | 4 |" in text and "| machine | id_00 | 5 | 3 |" in text
-    for det in ("lof", "ocsvm"):
+    for det in detectors:
         png = out.parent / f"slider_roc_{det}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png.name})" in text
     with open(out.parent / "slider_scores.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 10 and all(r["score_lof"] and not r["error"] for r in rows)
+    assert len(rows) == 10 and all(r[f"score_{detectors[0]}"] and not r["error"] for r in rows)
 
 
 def test_cli_goes_on_past_a_bad_clip(labelled_folder, tmp_path, capsys):
@@ -150,7 +155,7 @@ def test_cli_goes_on_past_a_bad_clip(labelled_folder, tmp_path, capsys):
     shutil.copytree(labelled_folder / "id_00", data)
     (data / "normal" / "broken.wav").write_bytes(b"RIFF....nope")
     out = tmp_path / "r.md"
-    code = main(["evaluate", "--model", "fan", str(data), "-o", str(out), "--no-plots", "--detector", "lof"])
+    code = main(["evaluate", "--model", str(LOGMEL_BUNDLE), str(data), "-o", str(out), "--no-plots", "--detector", "lof"])
     assert code == 3
     text = out.read_text()
     assert "broken.wav" in text and "| all | all | 5 | 3 |" in text
@@ -158,9 +163,11 @@ def test_cli_goes_on_past_a_bad_clip(labelled_folder, tmp_path, capsys):
     assert "1 clips could not be scored" in capsys.readouterr().err
 
 
-def test_clips_the_model_heard_are_left_out(fan_model, tmp_path, capsys):
-    """tests/data's id_06 normal clip is one of the fan bundle's training clips."""
-    heard = training_fingerprints(fan_model.card)
+@pytest.mark.parametrize("model", ["fan", str(LOGMEL_BUNDLE)], ids=["views", "logmel"])
+def test_clips_the_model_heard_are_left_out(tmp_path, capsys, model):
+    """tests/data's id_06 normal clip is one of the clips both fan bundles were fitted on (a views bundle lists
+    them as training.clips, a trained one as train_clips/validation_clips)."""
+    heard = training_fingerprints(soundsentry.load_model(model).card)
     assert MONO_CLIP.name in heard["names"]
     data = tmp_path / "d"
     (data / "normal").mkdir(parents=True)
@@ -168,9 +175,9 @@ def test_clips_the_model_heard_are_left_out(fan_model, tmp_path, capsys):
     shutil.copy(MONO_CLIP, data / "normal" / MONO_CLIP.name)
     shutil.copy(SLIDER / "normal" / "yos95_id_00_normal_id_00_00000013_first4s.flac", data / "normal")
     shutil.copy(ABNORMAL_CLIP, data / "abnormal")
-    main(["evaluate", "--model", "fan", str(data), "-o", str(tmp_path / "a.md"), "--no-plots"])
+    main(["evaluate", "--model", model, str(data), "-o", str(tmp_path / "a.md"), "--no-plots"])
     assert "| all | all | 1 | 1 |" in (tmp_path / "a.md").read_text()
-    main(["evaluate", "--model", "fan", str(data), "-o", str(tmp_path / "b.md"), "--no-plots", "--include-heard"])
+    main(["evaluate", "--model", model, str(data), "-o", str(tmp_path / "b.md"), "--no-plots", "--include-heard"])
     assert "| all | all | 2 | 1 |" in (tmp_path / "b.md").read_text()
 
 
@@ -203,7 +210,7 @@ def test_without_matplotlib_the_report_says_plots_were_skipped(labelled_folder, 
     assert not list(tmp_path.glob("*.png"))
 
 
-def test_write_report_without_plots(fan_model, scored, tmp_path):
-    report = write_report(fan_model, scored, tmp_path / "x.md", plots=False)
+def test_write_report_without_plots(logmel_model, scored, tmp_path):
+    report = write_report(logmel_model, scored, tmp_path / "x.md", plots=False)
     assert report.plots == [] and report.plots_skipped == "plots not requested"
     assert report.metrics["lof"][0].n == 10

@@ -71,32 +71,51 @@ def signals(draw, *, min_samples: int, max_extra: int = 3 * RATE):
 # -- invariants -----------------------------------------------------------------------------------
 
 
+def _n_frames(model, n: int) -> int:
+    """Frames the model's front end gives of ``n`` samples: centred (log-mel) or uncentred (EdgeL3 views)."""
+    g = model.encoder.stream
+    padded = n + 2 * g.pad_samples
+    return 0 if padded < g.frame_length else 1 + (padded - g.frame_length) // g.frame_hop
+
+
+#: Both encoder kinds: the shipped EdgeL3 views fan and the log-mel fixture bundle.
+MODELS = pytest.mark.parametrize("which", ["fan_model", "logmel_model"])
+#: Enough samples for one window of either kind (the log-mel window is the longer, 2.02 s).
+ONE_WINDOW = 32256
+
+
+@MODELS
 @settings(max_examples=40, deadline=None, suppress_health_check=FIXTURES)
 @given(y=signals(min_samples=1, max_extra=20000))
-def test_features_are_finite_for_any_finite_input(fan_model, y):
-    logmel = fan_model.features(y)
-    assert logmel.shape == (fan_model.feature_params.n_mels, 1 + y.shape[0] // fan_model.feature_params.hop_length)
-    assert np.isfinite(logmel).all()
+def test_features_are_finite_for_any_finite_input(request, which, y):
+    model = request.getfixturevalue(which)
+    features = model.features(y)
+    assert features.shape == (model.encoder.stream.n_features, _n_frames(model, y.shape[0]))
+    assert np.isfinite(features).all()
 
 
+@MODELS
 @settings(max_examples=25, deadline=None, suppress_health_check=FIXTURES)
-@given(y=signals(min_samples=32256))
-def test_scores_are_finite_for_any_finite_input(fan_model, y):
-    for detector in fan_model.detectors:
-        result = fan_model.score(y, detector=detector)
+@given(y=signals(min_samples=ONE_WINDOW))
+def test_scores_are_finite_for_any_finite_input(request, which, y):
+    model = request.getfixturevalue(which)
+    for detector in model.detectors:
+        result = model.score(y, detector=detector)
         assert np.isfinite(result.window_scores).all() and math.isfinite(result.score)
         assert result.verdict in ("normal", "abnormal")
 
 
+@MODELS
 @settings(max_examples=15, deadline=None, suppress_health_check=FIXTURES)
 @given(
-    y=signals(min_samples=32256, max_extra=2 * RATE),
-    cuts=st.lists(st.integers(0, 32256 + 2 * RATE), max_size=30),
+    y=signals(min_samples=ONE_WINDOW // 2, max_extra=2 * RATE),
+    cuts=st.lists(st.integers(0, ONE_WINDOW + 2 * RATE), max_size=30),
     rate=st.sampled_from([16000, 8000, 44100]),
 )
-def test_streaming_in_any_chunks_equals_whole_clip(fan_model, y, cuts, rate):
-    whole = fan_model.score(y, sample_rate=rate) if len(y) * 16000 // rate >= 32256 else None
-    stream = fan_model.stream(sample_rate=rate)
+def test_streaming_in_any_chunks_equals_whole_clip(request, which, y, cuts, rate):
+    model = request.getfixturevalue(which)
+    whole = model.score(y, sample_rate=rate) if len(y) * 16000 // rate >= model.encoder.min_samples else None
+    stream = model.stream(sample_rate=rate)
     bounds = [0, *sorted(c for c in cuts if c < len(y)), len(y)]
     for start, stop in itertools.pairwise(bounds):
         stream.push(y[start:stop])

@@ -29,7 +29,7 @@ from soundsentry.gui.devices import ClipBackend, NoAudioBackend, RingBuffer
 from soundsentry.gui.views import DB_LEVELS, AnalysisView, mel_axis_ticks, window_centres
 from soundsentry.gui.window import MainWindow
 
-from .conftest import EXAMPLES_DIR, REPO_ROOT, requires
+from .conftest import EXAMPLES_DIR, LOGMEL_BUNDLE, REPO_ROOT, requires
 
 NORMAL = EXAMPLES_DIR / "ronwise_id_00_normal_id_00_00000000.flac"
 ABNORMAL = EXAMPLES_DIR / "ronwise_id_00_anomaly_id_00_00000000.flac"
@@ -48,6 +48,15 @@ def _qt_test_paths(qapp):
 def settings(tmp_path) -> QSettings:
     s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     s.setValue("model", "fan")
+    return s
+
+
+@pytest.fixture
+def logmel_settings(tmp_path) -> QSettings:
+    """The app last used the log-mel fixture bundle (four detectors; the shipped bundles have one)."""
+    s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    s.setValue("bundles", [str(LOGMEL_BUNDLE)])
+    s.setValue("model", str(LOGMEL_BUNDLE))
     return s
 
 
@@ -71,14 +80,22 @@ def test_open_clip_shows_the_runtimes_own_results(qtbot, settings, fan_model, cl
     win = make_window(qtbot, settings)
     open_file(qtbot, win, clip)
     expected = fan_model.score(clip)
-    logmel = fan_model.features(fan_model.load(clip))
+    logmel = fan_model.display(fan_model.features(fan_model.load(clip)))
 
-    # Spectrogram: the runtime's log-mel, frame j centred at j·hop seconds, fixed dB levels.
+    # Spectrogram: the runtime's display rows (mel bands in dB), frame j centred on its samples' middle (j·hop
+    # with centred framing; half a frame later for the views encoder's uncentred frames), fixed dB levels.
     shown = win.view.image.image
     np.testing.assert_allclose(shown, logmel, rtol=0, atol=1e-5)
     rect = win.view.image.mapRectToParent(win.view.image.boundingRect())
     hop_s = fan_model.feature_params.hop_length / fan_model.feature_params.sample_rate
-    assert rect.left() == pytest.approx(-0.5 * hop_s)
+    g = fan_model.encoder.stream
+    first_centre = (g.frame_length / 2 - g.pad_samples) / fan_model.sample_rate
+    assert rect.left() == pytest.approx(first_centre - 0.5 * hop_s)
+    # The middle frame of the first window is drawn at the window's centre, where its score point sits.
+    middle = g.window_frames // 2
+    assert rect.left() + (middle + 0.5) * hop_s == pytest.approx(
+        window_centres(expected.window_starts, expected.window_seconds)[0], abs=hop_s
+    )
     assert rect.width() == pytest.approx(logmel.shape[1] * hop_s)
     assert tuple(win.view.image.getLevels()) == DB_LEVELS
 
@@ -92,6 +109,11 @@ def test_open_clip_shows_the_runtimes_own_results(qtbot, settings, fan_model, cl
     badge = win.verdict_badge.text()
     assert expected.verdict.upper() in badge
     assert f"{expected.score:.3f}" in badge
+    # The shipped views model says which view drove the score: on the badge's second line, the reading in its tooltip.
+    assert expected.explanation and win.verdict_badge.toolTip() == expected.explanation
+    shown = [e for e in expected.evidence if e.flagged] or expected.evidence[:1]
+    second = badge.splitlines()[1]
+    assert all(f"{e.view} {e.ratio:.2f}x" in second for e in shown)
     assert clip.name in win.title_label.text()
 
 
@@ -137,15 +159,17 @@ def test_threshold_slider_re_verdicts_without_rescoring(qtbot, settings, fan_mod
     assert calls == []
 
 
-def test_detector_switch_rescores_with_that_detector(qtbot, settings, fan_model):
-    win = make_window(qtbot, settings)
+def test_detector_switch_rescores_with_that_detector(qtbot, logmel_settings, logmel_model):
+    win = make_window(qtbot, logmel_settings)
+    assert Path(win.model.bundle.root) == LOGMEL_BUNDLE
     open_file(qtbot, win, ABNORMAL)
     win.set_detector("ocsvm")
-    expected = fan_model.score(ABNORMAL, detector="ocsvm")
+    expected = logmel_model.score(ABNORMAL, detector="ocsvm")
     _, y = win.view.score_curve.getData()
     np.testing.assert_allclose(y, expected.window_scores, rtol=1e-5, atol=1e-6)
-    assert win.threshold == pytest.approx(fan_model.thresholds["ocsvm"])
+    assert win.threshold == pytest.approx(logmel_model.thresholds["ocsvm"])
     assert expected.verdict.upper() in win.verdict_badge.text()
+    assert not expected.explanation and win.verdict_badge.toolTip() == ""  # one score, nothing to explain
 
 
 # --------------------------------------------------------------------------------------- folder
@@ -396,7 +420,8 @@ def test_too_short_recording_says_so_once(qtbot, settings):
         win.recorder.stop()
     qtbot.wait(200)
     short = [m for m in messages if "too short" in m]
-    assert len(short) == 1 and "cannot be scored" in short[0] and "2.02 s" in short[0]
+    need = win.model.encoder.min_samples / win.model.sample_rate
+    assert len(short) == 1 and "cannot be scored" in short[0] and f"one window needs {need:.2f} s" in short[0]
     assert win.recorded.size > 8000  # still kept, and can be saved
     assert win.save_recording_action.isEnabled()
 
@@ -406,7 +431,7 @@ def test_live_spectrogram_scrolls_a_preallocated_image(qapp, fan_model):
     view.start_live(seconds=2.0)
     buf = view.live_image
     cols = buf.shape[1]
-    logmel = fan_model.features(fan_model.load(NORMAL))
+    logmel = fan_model.display(fan_model.features(fan_model.load(NORMAL)))  # what the streaming scorer hands the view
     for start in range(0, 203, 7):
         view.push_frames(logmel[:, start : start + 7])
     assert view.live_frames == 203
@@ -595,7 +620,8 @@ def test_png_export_is_the_report_panel(qtbot, settings, tmp_path):
     assert len(colours) > 50
 
 
-def test_settings_persist_between_runs(qtbot, settings, fan_model):
+def test_settings_persist_between_runs(qtbot, logmel_settings):
+    settings = logmel_settings
     win = make_window(qtbot, settings)
     open_file(qtbot, win, NORMAL)
     win.set_detector("ocsvm")
@@ -604,7 +630,7 @@ def test_settings_persist_between_runs(qtbot, settings, fan_model):
     again = make_window(qtbot, settings)
     assert again.detector == "ocsvm"
     assert again.threshold == pytest.approx(1.234)
-    assert again.model.name == "fan"
+    assert Path(again.model.bundle.root) == LOGMEL_BUNDLE
     assert str(NORMAL) in [a.text() for a in again.recent_menu.actions()]
     assert settings.value("last_folder") == str(EXAMPLES_DIR)
 

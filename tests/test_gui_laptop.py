@@ -28,9 +28,9 @@ from PySide6.QtWidgets import QStyle, QStyleOptionComboBox, QToolBar, QToolButto
 from soundsentry.batch import score_file
 from soundsentry.gui.devices import ClipBackend
 from soundsentry.gui.level import LevelMeter
-from soundsentry.gui.views import DB_LEVELS, ERROR_BACKGROUND, FLAG_COLOUR, NORMAL_COLOUR
+from soundsentry.gui.views import ABNORMAL_COLOUR, DB_LEVELS, ERROR_BACKGROUND, FLAG_COLOUR, NORMAL_COLOUR
 
-from .conftest import DATA_DIR, EXAMPLES_DIR
+from .conftest import DATA_DIR, EXAMPLES_DIR, LOGMEL_BUNDLE
 from .test_gui import ABNORMAL, NORMAL, WAIT, make_window, open_file
 
 LAPTOP = (1024, 640)
@@ -47,6 +47,15 @@ def _qt_test_paths(qapp):
 def settings(tmp_path) -> QSettings:
     s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     s.setValue("model", "fan")
+    return s
+
+
+@pytest.fixture
+def logmel_settings(tmp_path) -> QSettings:
+    """The app last used the log-mel fixture bundle (four detectors; the shipped bundles have one)."""
+    s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    s.setValue("bundles", [str(LOGMEL_BUNDLE)])
+    s.setValue("model", str(LOGMEL_BUNDLE))
     return s
 
 
@@ -91,9 +100,12 @@ def test_silent_file_is_flagged_not_called_normal(qtbot, settings, fan_model, si
     assert "SILENT" in badge and "NORMAL" not in badge and "ABNORMAL" not in badge
     assert NORMAL_COLOUR.name() not in win.verdict_badge.styleSheet()
     assert FLAG_COLOUR.name() in win.verdict_badge.styleSheet()
-    # Its window scores are below the threshold, but not drawn as healthy green points either.
-    points = {b.color().name() for b in win.view.score_curve.opts["symbolBrush"]}
-    assert points == {FLAG_COLOUR.name()}
+    # Its window scores below the threshold are not drawn as healthy green points (those above stay red: the
+    # views detector's level view flags silence as far quieter than the enrolled machine).
+    points = [b.color().name() for b in win.view.score_curve.opts["symbolBrush"]]
+    scores = win.analysis.window_scores
+    assert points == [(ABNORMAL_COLOUR if s > win.threshold else FLAG_COLOUR).name() for s in scores]
+    assert NORMAL_COLOUR.name() not in points
     # The report PNG carries the flag: the badge is in it, in the flag colour, not green.
     out = tmp_path / "report.png"
     assert win.export_png(str(out))
@@ -210,9 +222,24 @@ def test_every_control_is_reachable_at_1024x640(qtbot, settings, tmp_path):
         QStyle.ComplexControl.CC_ComboBox, opt, QStyle.SubControl.SC_ComboBoxEditField, combo
     )
     names = [combo.itemText(i) for i in range(combo.count())]
+    assert names == win.model.detectors
+    for name in names:
+        assert combo.fontMetrics().horizontalAdvance(name) <= field.width(), name
+    # A bundle with the longest detector name (the log-mel fixture's "mahalanobis") fits too, and nothing overflows.
+    with qtbot.waitSignal(win.modelChanged, timeout=WAIT):
+        win.load_model(str(LOGMEL_BUNDLE))
+    qtbot.wait(100)
+    combo.initStyleOption(opt)
+    field = combo.style().subControlRect(
+        QStyle.ComplexControl.CC_ComboBox, opt, QStyle.SubControl.SC_ComboBoxEditField, combo
+    )
+    names = [combo.itemText(i) for i in range(combo.count())]
     assert "mahalanobis" in names
     for name in names:
         assert combo.fontMetrics().horizontalAdvance(name) <= field.width(), name
+    for what, w in needed.items():
+        top_left = w.mapTo(win, QPoint(0, 0))
+        assert w.isVisible() and 0 <= top_left.x() and top_left.x() + w.width() <= win.width(), what
 
 
 def _widget_of(win, action):
@@ -308,7 +335,8 @@ def test_recording_drives_the_meter_in_dbfs(qtbot, settings, clipped_wav):
 
 
 # -------------------------------------------------------------------------------- stale state
-def test_opening_another_folder_clears_the_view(qtbot, settings, tmp_path):
+def test_opening_another_folder_clears_the_view(qtbot, logmel_settings, tmp_path):
+    settings = logmel_settings  # a bundle with another detector to switch to
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
@@ -362,13 +390,13 @@ def test_spectrogram_levels_fixed_by_default_auto_on_request(qtbot, settings, fa
     assert tuple(win.view.image.getLevels()) == DB_LEVELS
     assert tuple(win.view.colorbar.levels()) == DB_LEVELS
     win.auto_levels_check.setChecked(True)
-    logmel = fan_model.features(fan_model.load(ABNORMAL))
+    logmel = fan_model.display(fan_model.features(fan_model.load(ABNORMAL)))
     own = (np.percentile(logmel, 1), logmel.max())
     np.testing.assert_allclose(win.view.image.getLevels(), own, rtol=1e-6)
     np.testing.assert_allclose(win.view.colorbar.levels(), own, rtol=1e-6)
     # Another file gets its own levels while the option is on.
     open_file(qtbot, win, NORMAL)
-    logmel = fan_model.features(fan_model.load(NORMAL))
+    logmel = fan_model.display(fan_model.features(fan_model.load(NORMAL)))
     np.testing.assert_allclose(win.view.image.getLevels(), (np.percentile(logmel, 1), logmel.max()), rtol=1e-6)
     win.auto_levels_check.setChecked(False)
     assert tuple(win.view.image.getLevels()) == DB_LEVELS

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from .conftest import EXAMPLES_DIR, MONO_CLIP, REPO_ROOT
+from .conftest import EXAMPLES_DIR, LOGMEL_BUNDLE, MONO_CLIP, REPO_ROOT
 
 BLOCKED = ["tensorflow", "keras", "tf_keras", "sklearn", "librosa", "scipy", "numba", "PySide6", "tf2onnx", "skl2onnx"]
 # The optional extras of watch, export-onnx and --dask: the plain runtime must not need them either.
@@ -37,6 +37,7 @@ SCRIPT = textwrap.dedent(
     stream = model.stream()
     stream.push(model.load({clip!r}))
     streamed = stream.finish()
+    old = soundsentry.load_model({logmel!r}).score({clip!r})  # a log-mel bundle of before the views bundles
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = soundsentry.cli.main(["score", {examples!r}, "--format", "csv"])
@@ -44,6 +45,8 @@ SCRIPT = textwrap.dedent(
         "verdict": result.verdict,
         "score": result.score,
         "streamed": streamed.score,
+        "old_verdict": old.verdict,
+        "old_detector": old.detector,
         "cli_code": code,
         "cli_out": out.getvalue(),
         "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
@@ -54,15 +57,16 @@ SCRIPT = textwrap.dedent(
 
 
 def test_runtime_scores_without_heavy_dependencies(tmp_path):
-    script = SCRIPT.format(blocked=BLOCKED, clip=str(MONO_CLIP), examples=str(EXAMPLES_DIR))
+    script = SCRIPT.format(blocked=BLOCKED, clip=str(MONO_CLIP), examples=str(EXAMPLES_DIR), logmel=str(LOGMEL_BUNDLE))
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["verdict"] in ("normal", "abnormal")
     assert report["streamed"] == report["score"]
+    assert report["old_verdict"] in ("normal", "abnormal") and report["old_detector"] != "views"
     assert report["loaded"] == []
     lines = report["cli_out"].splitlines()
-    assert lines[0] == "path,score,verdict,threshold,detector,model,flags,error"
+    assert lines[0] == "path,score,verdict,threshold,detector,model,flags,error,explanation"
     assert len(lines) == 1 + len(list(EXAMPLES_DIR.glob("*.flac")))
     assert all(",error," not in line for line in lines[1:])
     assert report["cli_code"] in (0, 1)

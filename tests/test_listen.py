@@ -18,19 +18,21 @@ from soundsentry.devices import ClipBackend
 from soundsentry.exit_codes import EXIT_NO_AUDIO_INPUT
 from soundsentry.listen import Listener, choose_device, clip_windows
 
-from .conftest import ABNORMAL_CLIP, MULTICHANNEL_CLIP, REPO_ROOT
+from .conftest import ABNORMAL_CLIP, LOGMEL_BUNDLE, MULTICHANNEL_CLIP, REPO_ROOT
 
 
-def _streamed(model, samples: np.ndarray, rate: int) -> np.ndarray:
-    """Window scores of the streaming scorer fed the clip in uneven chunks, then finished."""
+def _streamed(model, samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Window scores and latents of the streaming scorer fed the clip in uneven chunks, then finished."""
     scorer = model.stream(sample_rate=rate)
     for start in range(0, samples.shape[0], 7777):
         scorer.push(samples[start : start + 7777])
-    return scorer.finish().window_scores
+    return scorer.finish().window_scores, scorer.latents
 
 
 @pytest.mark.parametrize("rate", [16000, 48000])
-def test_listen_window_scores_equal_the_streaming_scorers(tmp_path, fan_model, rate):
+@pytest.mark.parametrize("bundle", ["fan", LOGMEL_BUNDLE], ids=["views", "logmel"])
+def test_listen_window_scores_equal_the_streaming_scorers(tmp_path, bundle, rate):
+    fan_model = soundsentry.load_model(bundle)
     y, clip_rate = sf.read(MULTICHANNEL_CLIP, dtype="float32", always_2d=True)
     mono = y[:, 0]  # the fan's channel policy, and what the replayed "microphone" gives
     if rate != clip_rate:
@@ -41,13 +43,18 @@ def test_listen_window_scores_equal_the_streaming_scorers(tmp_path, fan_model, r
     rows = []
     listener = Listener(fan_model, backend, choose_device(backend, None), sample_rate=rate, on_window=rows.append)
     assert listener.run() == "ended"  # the recording ran out
-    want = _streamed(fan_model, mono, rate)
+    want, latents = _streamed(fan_model, mono, rate)
     assert [r.window for r in rows] == list(range(len(want)))
     np.testing.assert_allclose([r.score for r in rows], want, rtol=1e-6, atol=1e-9)
-    # The running verdict is the clip rule over the last 10 s of windows: at the end, the whole clip's.
+    # The running verdict is the clip rule over the last 10 s of windows (the mean of the log-mel detectors'
+    # window scores; the views detector's judgement of the windows' latents): at the end, the whole clip's.
     n = clip_windows(fan_model)
-    assert rows[-1].running_score == pytest.approx(float(np.mean(want[-n:])))
-    want_starts = fan_model.result(want).window_starts
+    want_clip = fan_model.result(want[-n:], latents=latents[-n:])
+    assert rows[-1].running_score == pytest.approx(want_clip.score)
+    assert rows[-1].verdict == want_clip.verdict
+    if fan_model.detector(None).__class__.__name__ != "ViewsDetector":
+        assert rows[-1].running_score == pytest.approx(float(np.mean(want[-n:])))
+    want_starts = fan_model.result(want, latents=latents).window_starts
     np.testing.assert_allclose([r.start_s for r in rows], want_starts)
 
 

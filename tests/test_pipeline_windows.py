@@ -18,21 +18,21 @@ from .conftest import MONO_CLIP
 
 @pytest.mark.parametrize("center", ["none", "window_median"])
 @pytest.mark.parametrize("level", [None, -31.5])
-def test_training_windows_equal_the_runtime_windows(fan_model, center, level):
+def test_training_windows_equal_the_runtime_windows(logmel_model, center, level):
     from soundsentry.train.pipeline import training_windows
 
-    logmel = fan_model.features(fan_model.load(MONO_CLIP))
-    encoder = copy.copy(fan_model.encoder)  # the shipped encoder with this candidate's centring
+    logmel = logmel_model.features(logmel_model.load(MONO_CLIP))
+    encoder = copy.copy(logmel_model.encoder)  # the log-mel fixture's encoder with this candidate's centring
     encoder.norm_center = center
     expected = encoder.windows(logmel, level_reference_db=level)
 
     def train_windows(spec):
         return training_windows(
             [spec, spec],  # training concatenates the windows of every view of every clip
-            fan_model.norm_mean.astype(np.float64),
-            fan_model.norm_std.astype(np.float64),
-            frames=fan_model.window.frames,
-            hop=fan_model.window.hop_frames,
+            logmel_model.norm_mean.astype(np.float64),
+            logmel_model.norm_std.astype(np.float64),
+            frames=logmel_model.window.frames,
+            hop=logmel_model.window.hop_frames,
             center=center,
             level=level,
         )

@@ -74,7 +74,9 @@ def test_faults_are_seeded_and_unknown_families_refused():
         make_pseudo_anomaly(y, family="rattle", rng=np.random.default_rng(0))
 
 
-def test_probe_auc_is_the_auc_of_the_runtime_scores(fan_model):
+@pytest.mark.parametrize("which", ["fan_model", "logmel_model"])
+def test_probe_auc_is_the_auc_of_the_runtime_scores(request, which):
+    fan_model = request.getfixturevalue(which)  # the views detector's clip score, and the four log-mel detectors'
     from sklearn.metrics import roc_auc_score
     from soundsentry.train.data import Clip
 

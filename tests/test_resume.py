@@ -22,10 +22,10 @@ import soundfile as sf
 import soundsentry
 from soundsentry.cli import main
 
-from .conftest import DATA_CLIPS, REPO_ROOT
+from .conftest import DATA_CLIPS, LOGMEL_BUNDLE, REPO_ROOT
 
-_FAN = soundsentry.load_model("fan")
-_OTHER_DETECTOR = next(d for d in _FAN.detectors if d != _FAN.default_detector)
+#: The log-mel fixture is also named "fan" but scores with its own default detector, not the shipped fan's.
+_OTHER_DEFAULT = soundsentry.load_model(LOGMEL_BUNDLE).default_detector
 
 N_FILES = 96
 
@@ -176,8 +176,8 @@ def test_resume_without_a_file_starts_fresh(batch_folder, uninterrupted, tmp_pat
     ("extra", "message"),
     [
         (["--threshold", "2.5"], "threshold"),
-        # The fan detector that is not the card's default (the rows were scored with the default).
-        (["--detector", _OTHER_DETECTOR], f"'{_OTHER_DETECTOR}'"),
+        # Another bundle of the same name with another detector (the rows were scored with the shipped fan's).
+        (["--model", str(LOGMEL_BUNDLE)], f"'{_OTHER_DEFAULT}'"),
     ],
 )
 def test_resume_refuses_rows_scored_another_way(batch_folder, uninterrupted, tmp_path, capsys, extra, message):

@@ -24,6 +24,9 @@ def _assert_same_result(got, expected):
     assert got.verdict == expected.verdict
     assert got.threshold == expected.threshold
     assert got.detector == expected.detector
+    # The views detector's evidence (empty for single-score detectors) follows the same rows.
+    assert [e.view for e in got.evidence] == [e.view for e in expected.evidence]
+    np.testing.assert_allclose([e.ratio for e in got.evidence], [e.ratio for e in expected.evidence], rtol=1e-5, atol=1e-6)
 
 
 def _stream(model, y, cuts, **kwargs):
@@ -64,16 +67,18 @@ def test_one_sample_chunks(fan_model, clip):
     _assert_same_result(result, fan_model.score(excerpt))
 
 
-def test_pushed_frames_are_the_spectrogram(fan_model, clip):
-    _, updates, _ = _stream(fan_model, clip, list(range(3000, clip.shape[0], 3000)))
+@pytest.mark.parametrize("which", ["fan_model", "logmel_model"])
+def test_pushed_frames_are_the_spectrogram(request, which, clip):
+    model = request.getfixturevalue(which)
+    _, updates, _ = _stream(model, clip, list(range(3000, clip.shape[0], 3000)))
     frames = np.concatenate([u.frames for u in updates], axis=1)
-    spectrogram = fan_model.features(clip)
-    # Every frame whose samples have all arrived is reported; the end padding adds the rest on finish().
-    assert (
-        0
-        < spectrogram.shape[1] - frames.shape[1]
-        <= 1 + fan_model.feature_params.n_fft // (2 * fan_model.feature_params.hop_length)
-    )
+    spectrogram = model.display(model.features(clip))  # what the GUI draws: the display rows
+    missing = spectrogram.shape[1] - frames.shape[1]
+    if model.encoder.stream.pad_samples:
+        # Every frame whose samples have all arrived is reported; the end padding adds the rest on finish().
+        assert 0 < missing <= 1 + model.feature_params.n_fft // (2 * model.feature_params.hop_length)
+    else:  # uncentred frames (EdgeL3 views): nothing waits for padding
+        assert missing == 0
     np.testing.assert_allclose(frames, spectrogram[:, : frames.shape[1]], rtol=0, atol=1e-4)
 
 
@@ -85,7 +90,7 @@ def abnormal_clip(fan_model) -> np.ndarray:
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_chunk_boundaries(fan_model, abnormal_clip, data):
-    shortest = fan_model.window.min_samples(fan_model.feature_params)
+    shortest = fan_model.encoder.min_samples
     length = data.draw(st.integers(shortest, 4 * RATE), label="length")
     y = abnormal_clip[:length]
     expected = fan_model.score(y)
@@ -116,31 +121,40 @@ def test_stream_multichannel_chunks_follow_channel_policy(fan_model):
     _assert_same_result(result, expected)
 
 
-def test_stream_with_other_detector_and_threshold(fan_model, clip):
-    expected = fan_model.score(clip, detector="ocsvm", threshold=-123.0)
-    result, _, _ = _stream(fan_model, clip, [5000, 90000], detector="ocsvm", threshold=-123.0)
+@pytest.mark.parametrize(
+    ("which", "detector", "threshold"), [("logmel_model", "ocsvm", -123.0), ("fan_model", None, 1e-3)]
+)
+def test_stream_with_other_detector_and_threshold(request, which, detector, threshold, clip):
+    model = request.getfixturevalue(which)
+    expected = model.score(clip, detector=detector, threshold=threshold)
+    result, _, _ = _stream(model, clip, [5000, 90000], detector=detector, threshold=threshold)
     _assert_same_result(result, expected)
     assert result.verdict == "abnormal"
 
 
-def test_shortest_scoreable_stream(fan_model, clip):
-    n = fan_model.window.min_samples(fan_model.feature_params)
-    expected = fan_model.score(clip[:n])
+@pytest.mark.parametrize("which", ["fan_model", "logmel_model"])
+def test_shortest_scoreable_stream(request, which, clip):
+    model = request.getfixturevalue(which)
+    n = model.encoder.min_samples
+    expected = model.score(clip[:n])
     assert expected.window_scores.shape == (1,)
-    result, _, _ = _stream(fan_model, clip[:n], [n // 3])
+    result, _, _ = _stream(model, clip[:n], [n // 3])
     _assert_same_result(result, expected)
 
 
-@pytest.mark.parametrize("n", [0, 1000, 32255])
-def test_finish_on_too_short_audio_raises(fan_model, clip, n):
-    assert n < fan_model.window.min_samples(fan_model.feature_params)
-    scorer = fan_model.stream()
+@pytest.mark.parametrize("which", ["fan_model", "logmel_model"])
+@pytest.mark.parametrize("length", ["empty", "1000 samples", "one sample short"])
+def test_finish_on_too_short_audio_raises(request, which, clip, length):
+    model = request.getfixturevalue(which)
+    n = {"empty": 0, "1000 samples": 1000, "one sample short": model.encoder.min_samples - 1}[length]
+    assert n < model.encoder.min_samples
+    scorer = model.stream()
     scorer.push(clip[:n])
     with pytest.raises(AudioTooShortError):
         scorer.finish()
     if n:  # whole-clip scoring agrees (an empty array is refused earlier, as containing no samples)
         with pytest.raises(AudioTooShortError):
-            fan_model.score(clip[:n])
+            model.score(clip[:n])
 
 
 def test_push_after_finish_is_refused(fan_model, clip):

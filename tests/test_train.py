@@ -182,3 +182,14 @@ def test_calibration_scores_are_the_runtime_scores_and_thresholds_follow_the_rul
         np.testing.assert_allclose(scores[: len(validation)], runtime, rtol=1e-4, atol=1e-5)
         # The card rounds scores to 6 decimals; the threshold was computed before rounding.
         assert spec["threshold"] == pytest.approx(robust_threshold(scores, quantile=0.99), rel=1e-5, abs=1e-5)
+
+
+def test_training_fits_every_window_detector_and_never_the_views_detector():
+    """The views detector judges EdgeL3 rows per recording (train.views_bundle); a log-mel training run cannot fit it."""
+    from soundsentry.detector_kinds import KINDS as ALL_KINDS
+    from soundsentry.train.cli import build_parser
+    from soundsentry.train.pipeline import KINDS
+
+    assert [k.name for k in KINDS] == [k.name for k in ALL_KINDS if k.name != "views"]
+    (action,) = [a for a in build_parser()._actions if "--detector" in a.option_strings]
+    assert "views" not in action.choices and set(action.choices) == {k.name for k in KINDS}

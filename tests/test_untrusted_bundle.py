@@ -1,7 +1,8 @@
-"""Model bundles are untrusted input: a tampered copy of the real ``models/fan`` is refused
+"""Model bundles are untrusted input: a tampered copy of a real bundle is refused
 with a clear error, and nothing in it reaches ONNX Runtime or ``np.load`` first.
 
-Each test copies the shipped bundle, breaks it in one way, re-signs the changed file in
+Each test copies a real bundle (the log-mel fixture with its lof and ocsvm files, or the shipped
+EdgeL3 views ``fan`` with its views.npz), breaks it in one way, re-signs the changed file in
 the card (an attacker can always do that: checksums prove integrity, not trust), and
 checks the refusal. tests/test_bundle.py covers plain checksum, missing-file and
 card-structure errors.
@@ -23,11 +24,20 @@ import soundsentry.untrusted
 from soundsentry import ModelIntegrityError
 from soundsentry.bundle import file_sha256
 
-from .conftest import MONO_CLIP, REPO_ROOT, requires
+from .conftest import LOGMEL_BUNDLE, MONO_CLIP, REPO_ROOT, requires
 
 
 @pytest.fixture
-def bundle(tmp_path, fan_bundle_dir):
+def bundle(tmp_path):
+    """A copy of the log-mel fixture bundle (lof.npz, ocsvm.onnx, log-mel card sections)."""
+    dest = tmp_path / "fan_copy"
+    shutil.copytree(LOGMEL_BUNDLE, dest)
+    return dest
+
+
+@pytest.fixture
+def views_bundle(tmp_path, fan_bundle_dir):
+    """A copy of the shipped EdgeL3 views fan bundle (views.npz, EDGEL3_LICENSE.txt)."""
     dest = tmp_path / "fan_copy"
     shutil.copytree(fan_bundle_dir, dest)
     return dest
@@ -149,9 +159,35 @@ def test_npz_that_is_not_a_zip_is_refused(bundle):
     _cli_refuses(bundle, "lof.npz", "not a valid .npz")
 
 
+def test_views_zip_bomb_is_refused_before_inflating(views_bundle, no_np_load):
+    _zip_bomb(views_bundle / "views.npz", inflated_bytes=64 << 20)
+    _resign(views_bundle, "views.npz")
+    with pytest.raises(ModelIntegrityError, match=r"views\.npz.*inflates .*zip bomb"):
+        soundsentry.load_model(views_bundle)
+
+
+def test_views_npz_that_is_not_a_zip_is_refused_through_the_cli(views_bundle):
+    (views_bundle / "views.npz").write_bytes(b"\x80\x04\x95" + bytes(100))
+    _resign(views_bundle, "views.npz")
+    _cli_refuses(views_bundle, "views.npz", "not a valid .npz")
+
+
+def test_inconsistent_views_state_is_refused(views_bundle):
+    """Numbers only, so the .npz checks pass; the views detector's own load refuses arrays that do not fit."""
+    with np.load(views_bundle / "views.npz", allow_pickle=False) as data:
+        state = {k: data[k] for k in data.files}
+    state["reference"] = state["reference"][:, :-1]  # one column fewer than the latent rows
+    np.savez(views_bundle / "views.npz", **state)
+    _resign(views_bundle, "views.npz")
+    model = soundsentry.load_model(views_bundle)
+    with pytest.raises(ModelIntegrityError, match=r"views\.npz.*inconsistent"):
+        model.score(MONO_CLIP)
+
+
 @pytest.fixture(scope="module")
 def enrolled_with_numpy_detectors(tmp_path_factory, fan_model):
-    """A real bundle holding knn.npz and mahalanobis.npz: the fan encoder enrolled on five slide-rail clips."""
+    """A real bundle holding knn.npz and mahalanobis.npz: the shipped fan's EdgeL3 views encoder enrolled on
+    five slide-rail clips (single-score detectors on a views encoder: the clip score is their windows' mean)."""
     from .test_enroll import SLIDER_NORMAL
 
     out = tmp_path_factory.mktemp("enrolled") / "slider"
@@ -188,8 +224,12 @@ def test_knn_or_mahalanobis_npz_that_is_not_a_zip_is_refused_through_the_cli(num
 @pytest.mark.parametrize(
     ("name", "state", "message"),
     [
-        ("knn.npz", {"reference": np.zeros((3, 64), np.float32), "n_neighbors": np.int64(4)}, "kNN"),
-        ("mahalanobis.npz", {"location": np.zeros(64), "precision": np.eye(63), "shrinkage": 0.1, "n_reference": 9}, "Mahalanobis"),
+        ("knn.npz", {"reference": np.zeros((3, 193), np.float32), "n_neighbors": np.int64(4)}, "kNN"),
+        (
+            "mahalanobis.npz",
+            {"location": np.zeros(193), "precision": np.eye(192), "shrinkage": 0.1, "n_reference": 9},
+            "Mahalanobis",
+        ),
     ],
     ids=["knn-k-above-reference", "mahalanobis-precision-shape"],
 )
@@ -411,10 +451,24 @@ def test_detector_file_leaving_the_bundle_is_refused_through_the_cli(bundle, bad
     _cli_refuses(bundle, "leaves the bundle folder", repr(bad))
 
 
-def test_untampered_copy_still_scores_like_the_shipped_model(bundle, fan_model):
+def test_untampered_copy_still_scores_like_the_original(bundle, logmel_model):
     """The checks refuse only what is wrong: the real bundle passes them all."""
     copy = soundsentry.load_model(bundle)
+    assert copy.score(MONO_CLIP).score == logmel_model.score(MONO_CLIP).score
+
+
+def test_untampered_views_copy_still_scores_like_the_shipped_model(views_bundle, fan_model):
+    copy = soundsentry.load_model(views_bundle)
     assert copy.score(MONO_CLIP).score == fan_model.score(MONO_CLIP).score
+
+
+@pytest.mark.parametrize("bad", ["../../../etc/passwd", "/etc/passwd"])
+def test_views_file_leaving_the_bundle_is_refused_through_the_cli(views_bundle, bad):
+    card = _card(views_bundle)
+    card["detectors"]["views"]["file"] = bad
+    card["files"][bad] = "0" * 64
+    _write_card(views_bundle, card)
+    _cli_refuses(views_bundle, "leaves the bundle folder", repr(bad))
 
 
 def test_no_pickle_anywhere_in_the_package():

@@ -111,6 +111,7 @@ def test_watcher_killed_and_restarted_scores_each_file_once_as_score_does(tmp_pa
     )
     assert score.returncode in (0, 1), score.stderr
     assert sorted(rows, key=lambda r: r["path"]) == sorted(_csv_rows(ref), key=lambda r: r["path"])
+    assert all(r["explanation"] for r in rows)  # the shipped views fan says which view drove each score
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import soundsentry
 from soundsentry import ModelIntegrityError
 from soundsentry.features import center_windows
 
-from .conftest import MONO_CLIP
+from .conftest import LOGMEL_BUNDLE, MONO_CLIP
 
 
 def _windows(seed=0) -> np.ndarray:
@@ -44,9 +44,9 @@ def test_none_returns_the_windows_and_unknown_mode_is_refused():
         center_windows(w, mode="per_clip")
 
 
-def _copy_with_center(tmp_path, fan_bundle_dir, center):
+def _copy_with_center(tmp_path, center):
     dest = tmp_path / "bundle"
-    shutil.copytree(fan_bundle_dir, dest)
+    shutil.copytree(LOGMEL_BUNDLE, dest)  # centring is a step of the log-mel kind
     card = json.loads((dest / "model.json").read_text(encoding="utf-8"))
     if center is None:
         card["normalization"].pop("center", None)
@@ -56,22 +56,22 @@ def _copy_with_center(tmp_path, fan_bundle_dir, center):
     return dest
 
 
-def test_card_without_center_loads_as_uncentred(tmp_path, fan_bundle_dir):
+def test_card_without_center_loads_as_uncentred(tmp_path):
     """Cards written before centring existed keep loading and score as they were trained."""
-    model = soundsentry.load_model(_copy_with_center(tmp_path, fan_bundle_dir, None))
+    model = soundsentry.load_model(_copy_with_center(tmp_path, None))
     assert model.norm_center == "none"
     logmel = model.features(model.load(MONO_CLIP))
     want = ((logmel - model.norm_mean) / model.norm_std)[:, : model.window.frames]
     np.testing.assert_allclose(model.windows(logmel)[0], want, rtol=1e-6)
 
 
-def test_unknown_center_in_card_is_a_model_error(tmp_path, fan_bundle_dir):
+def test_unknown_center_in_card_is_a_model_error(tmp_path):
     with pytest.raises(ModelIntegrityError, match="centring"):
-        soundsentry.load_model(_copy_with_center(tmp_path, fan_bundle_dir, "per_clip"))
+        soundsentry.load_model(_copy_with_center(tmp_path, "per_clip"))
 
 
-def test_centred_model_streams_exactly_like_whole_file_scoring(tmp_path, fan_bundle_dir):
-    model = soundsentry.load_model(_copy_with_center(tmp_path, fan_bundle_dir, "window_median"))
+def test_centred_model_streams_exactly_like_whole_file_scoring(tmp_path):
+    model = soundsentry.load_model(_copy_with_center(tmp_path, "window_median"))
     y = model.load(MONO_CLIP)
     whole = model.score(y)
     scorer = model.stream()

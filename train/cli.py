@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from soundsentry.detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES
+from soundsentry.detector_kinds import DEFAULT_DETECTOR, KINDS
 from soundsentry.exit_codes import EXIT_USAGE
 
 __all__ = ["add_parser", "build_parser", "main", "run"]
@@ -69,7 +69,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="size of the encoder's output, what the detectors see of each window (default: 64)",
     )
     parser.add_argument(
-        "--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help=f"default detector in the card (default: {DEFAULT_DETECTOR})"
+        "--detector", choices=[k.name for k in KINDS if not k.per_recording], default=DEFAULT_DETECTOR, help=f"default detector in the card (default: {DEFAULT_DETECTOR})"
     )
     return parser
 

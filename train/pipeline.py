@@ -19,11 +19,16 @@ import numpy as np
 from soundsentry.audio import read_audio, resample
 from soundsentry.calibration import DEFAULT_QUANTILE, robust_threshold
 from soundsentry.card import SCORE_DIRECTION, card_header, package_versions, write_card
-from soundsentry.detector_kinds import DEFAULT_DETECTOR, KINDS, detector_kind
+from soundsentry.detector_kinds import DEFAULT_DETECTOR, detector_kind
+from soundsentry.detector_kinds import KINDS as ALL_KINDS
 from soundsentry.features import FeatureParams, analysis_windows, log_mel_spectrogram, window_levels
 from soundsentry.metrics import partial_roc_auc, precision_recall_f1, roc_auc
 
 from .data import Clip, Split
+
+#: The detector kinds a log-mel training run fits: those scoring single windows. The ``views`` kind judges
+#: EdgeL3 views rows recording by recording; its bundles come from :mod:`soundsentry.train.views_bundle`.
+KINDS = tuple(k for k in ALL_KINDS if not k.per_recording)
 
 __all__ = ["TrainConfig", "clip_spectrograms", "evaluate_bundle", "pcm_sha256", "train_bundle", "training_windows"]
 

@@ -1,5 +1,14 @@
 """``python -m soundsentry.train.release``: build a shipped bundle from the shared clips (needs [train]).
 
+The shipped recipe is ``edgel3-views`` (:mod:`soundsentry.train.views_bundle`): the pretrained EdgeL3
+encoder and a views detector fitted on every normal clip of the type (every microphone), except the
+example recordings::
+
+    python -m soundsentry.train.release --data ../shared/data/mimii/clips.csv --type fan --out models/fan
+    python -m soundsentry.train.release --data ../shared/data/mimii/clips.csv --general --out models/general
+
+``--recipe logmel-conv`` builds the earlier recipe below instead.
+
 The release recipe: a candidate configuration (:data:`CANDIDATES`, chosen by ``studies.accuracy``
 from normal clips only) trained on every normal clip of one machine type except the held-out
 example recordings (:func:`~soundsentry.train.data.shipping_split`), with its default detector
@@ -23,7 +32,7 @@ from typing import Any
 
 from soundsentry.detector_kinds import DEFAULT_DETECTOR, DETECTOR_NAMES
 
-from .data import Clip, Split, all_normals_split, read_clips_csv, shipping_split
+from .data import Clip, Split, all_normals_split, normal_clips, read_clips_csv, shipping_split
 
 __all__ = [
     "CANDIDATES",
@@ -34,6 +43,8 @@ __all__ = [
     "main",
     "release_bundle",
     "release_general",
+    "release_views",
+    "store_evidence",
     "too_thin",
     "train_candidate",
 ]
@@ -159,6 +170,58 @@ def release_general(
     return split
 
 
+#: What the general bundle's card says it is for.
+GENERAL_VIEWS_DESCRIPTION = (
+    "every machine type's normal clips: a starting point for enrolling a machine of any kind "
+    "(soundsentry enroll --model general); no accuracy figure is claimed for scoring before enrollment"
+)
+
+
+def release_views(
+    clips: list[Clip],
+    *,
+    machine_type: str | None,
+    dest: Path,
+    exclude: frozenset[str] = frozenset(),
+    evidence: dict | None = None,
+) -> dict:
+    """Build an ``edgel3-views`` bundle of one machine type (``None``: the general bundle) into ``dest``."""
+    from .views_bundle import build_views_bundle
+
+    types = None if machine_type is None else (machine_type,)
+    normals, n_excluded = normal_clips(clips, machine_types=types, exclude=exclude)
+    kinds = sorted({c.machine_type for c in normals})
+    machines = sorted({f"{c.machine_type} {c.machine_id or 'unknown id'}" for c in normals})
+    description = (
+        (GENERAL_VIEWS_DESCRIPTION if machine_type is None else f"{machine_type}: every normal {machine_type} clip")
+        + f"; {len(normals)} normal clips of {len(machines)} machines ({', '.join(kinds)})"
+        + (f"; {n_excluded} example recording(s) held out" if n_excluded else "")
+    )
+    if machine_type is None:
+        evidence = {"purpose": GENERAL_EVIDENCE, "types_heard": kinds} | (evidence or {})
+    return build_views_bundle(
+        normals,
+        dest=dest,
+        name=machine_type or "general",
+        machine_type=machine_type or "general",
+        description=description,
+        evidence=evidence,
+    )
+
+
+def store_evidence(bundle: Path, evidence: dict) -> None:
+    """Put measured figures (``evidence``, e.g. from ``studies.views_accuracy``) into a built bundle's card.
+
+    Only the card changes; the files it lists, and so every score, stay as they are.
+    """
+    from soundsentry.card import read_card, write_card
+
+    card = dict(read_card(bundle))
+    files = list(card.pop("files"))
+    card["evidence"] = dict(card.get("evidence") or {}) | evidence
+    write_card(bundle, card, files=files)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m soundsentry.train.release", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="clips.csv of the shared MIMII clips")
@@ -166,7 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--type", dest="machine_type", help="machine type of the bundle (fan, pump, slider, valve)")
     kind.add_argument("--general", action="store_true", help="the general bundle: every type's normal clips")
-    p.add_argument("--candidate", default="centred-64", choices=list(CANDIDATES))
+    p.add_argument(
+        "--recipe",
+        default="edgel3-views",
+        choices=["edgel3-views", "logmel-conv"],
+        help="edgel3-views (shipped): pretrained EdgeL3 + views detector; logmel-conv: the earlier trained autoencoder",
+    )
+    p.add_argument("--candidate", default="centred-64", choices=list(CANDIDATES), help="logmel-conv configuration")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTOR_NAMES, help="the card's default detector (with --type)")
     p.add_argument("--evidence", type=Path, help="JSON of the recipe's held-out figures to store as the card's evidence")
     p.add_argument("--epochs", type=int, default=100)
@@ -185,11 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     clips = read_clips_csv(args.data)
     exclude = held_out_recordings(args.hold_out)
-    if args.general:
+    evidence = json.loads(args.evidence.read_text()) if args.evidence else None
+    if args.recipe == "edgel3-views":
+        release_views(clips, machine_type=None if args.general else args.machine_type, dest=args.out, exclude=exclude,
+                      evidence=evidence)
+    elif args.general:
         release_general(clips, candidate=args.candidate, dest=args.out, epochs=args.epochs, seed=args.seed,
                         exclude=exclude)
     else:
-        evidence = json.loads(args.evidence.read_text()) if args.evidence else None
         release_bundle(clips, machine_type=args.machine_type, candidate=args.candidate, detector=args.detector,
                        dest=args.out, epochs=args.epochs, seed=args.seed, exclude=exclude, evidence=evidence)
     print(f"wrote {args.out}")

@@ -122,6 +122,9 @@ def choose_model(model: str | None) -> str:
 def evidence_summary(card: dict) -> str:
     """How far a shipped model can be trusted, from its card: the held-out evaluation, else the
     recipe's cross-machine figure (the card's evidence), else why there is none."""
+    summary = (card.get("evidence") or {}).get("summary")
+    if isinstance(summary, str) and summary:
+        return summary  # written by the study that measured it (docs/accuracy.md)
     ev = card.get("evaluation")
     if isinstance(ev, dict):
         auc = ev.get(card.get("default_detector", ""), {}).get("auc")

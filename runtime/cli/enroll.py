@@ -34,7 +34,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--detector",
         action="append",
         choices=DETECTOR_NAMES,
-        help=f"detector(s) to fit, the first is the default (default: {DEFAULT_DETECTOR}; "
+        help="detector(s) to fit, the first is the new model's default (default: the parent model's default, "
+        f"views for the shipped models, {DEFAULT_DETECTOR} for models without views; "
         f"{', '.join(k.name for k in KINDS if k.needs_train)} need [train])",
     )
     enroll.add_argument("--name", help="model name in the card (default: the folder's name)")
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             parent,
             args.normal,
             out=args.out,
-            detectors=args.detector or (DEFAULT_DETECTOR,),
+            detectors=args.detector or None,
             name=args.name,
             machine_type=args.machine_type,
             quantile=args.quantile,

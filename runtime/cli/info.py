@@ -59,10 +59,16 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
         return EXIT_OK
-    w = card["window"]
     print(f"model:        {card['name']} ({card.get('machine_type', '?')})")
     print(f"folder:       {bundle.root}")
-    print(f"window:       {w['frames']} frames ({w.get('seconds', '?')} s), hop {w['hop_frames']} frames")
+    encoder = card.get("encoder", {})
+    print(f"encoder:      {encoder.get('kind', 'logmel-conv')}")
+    w = card.get("window")
+    if w:
+        print(f"window:       {w['frames']} frames ({w.get('seconds', '?')} s), hop {w['hop_frames']} frames")
+    elif encoder.get("front_end"):
+        # Kinds without a window section (edgel3-views) describe their frames and windows here.
+        print(f"front end:    {encoder['front_end']}")
     print(f"channel:      {card['channel']['policy']}")
     print(f"aggregate:    {card.get('aggregate', 'mean')} of window scores; {card.get('score_direction', '')}")
     default = card.get("default_detector", DEFAULT_DETECTOR)
@@ -70,8 +76,8 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"detector:     {name}: threshold {det['threshold']:.6g}" + (" (default)" if name == default else ""))
     print(f"threshold:    {next(iter(card['detectors'].values())).get('threshold_rule', '')}")
     training = card.get("training", {})
-    if training:
-        print(f"training:     {training.get('split', '')}")
+    if training.get("split"):
+        print(f"training:     {training['split']}")
     enrollment = card.get("enrollment")
     if isinstance(enrollment, dict):
         print(
