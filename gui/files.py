@@ -7,10 +7,10 @@ import os
 from html import escape
 from pathlib import Path
 
-import soundfile as sf
 from PySide6.QtWidgets import (
     QFileDialog,
 )
+from soundsentry import formats
 from soundsentry.batch import AUDIO_SUFFIXES, find_audio_files
 
 from .views import frame_offset
@@ -20,9 +20,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "AUDIO_FILTER",
-    "EXTRA_SUFFIXES",
     "MAX_RECENT",
-    "SNDFILE_SUFFIXES",
     "START_TITLE",
     "FilesMixin",
     "audio_suffixes",
@@ -33,45 +31,10 @@ __all__ = [
 MAX_RECENT = 8
 START_TITLE = "Open a recording (File ▸ Open, or drop files here), a folder, or record."
 
-#: File suffixes of the formats libsndfile reads, by its format names (``soundfile.available_formats()``).
-#: RAW is left out: a header-less file cannot be decoded without being told its format.
-SNDFILE_SUFFIXES = {
-    "AIFF": (".aiff", ".aif", ".aifc"),
-    "AU": (".au", ".snd"),
-    "AVR": (".avr",),
-    "CAF": (".caf",),
-    "FLAC": (".flac",),
-    "HTK": (".htk",),
-    "SVX": (".iff", ".svx", ".8svx"),
-    "MAT4": (".mat",),
-    "MAT5": (".mat",),
-    "MPC2K": (".mpc",),
-    "MP3": (".mp3",),
-    "OGG": (".ogg", ".oga", ".opus"),
-    "PAF": (".paf",),
-    "PVF": (".pvf",),
-    "RF64": (".rf64", ".wav"),
-    "SD2": (".sd2",),
-    "SDS": (".sds",),
-    "IRCAM": (".sf", ".ircam"),
-    "VOC": (".voc",),
-    "W64": (".w64",),
-    "WAV": (".wav",),
-    "NIST": (".nist", ".sph"),
-    "WAVEX": (".wav",),
-    "WVE": (".wve",),
-    "XI": (".xi",),
-}
-#: What phones and handheld recorders write (AAC in MP4); the runtime decodes it, or says which extra it needs.
-EXTRA_SUFFIXES = (".m4a",)
-
-
 def audio_suffixes() -> tuple[str, ...]:
-    """Every suffix the open dialog and drag and drop take: the formats this libsndfile reads, the
-    runtime's own list, and M4A. Sorted, lower case, with the dot."""
-    formats = sf.available_formats()
-    found = {x for name, suffixes in SNDFILE_SUFFIXES.items() if name in formats for x in suffixes}
-    return tuple(sorted(found | set(AUDIO_SUFFIXES) | set(EXTRA_SUFFIXES)))
+    """Every suffix the open dialog and drag and drop take: the runtime's folder-search formats, and M4A
+    even without PyAV (the runtime then says which extra decodes it). Sorted, lower case, with the dot."""
+    return tuple(sorted(set(formats.audio_suffixes()) | set(AUDIO_SUFFIXES) | set(formats.AV_SUFFIXES)))
 
 
 def model_place(model) -> str:

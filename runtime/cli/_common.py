@@ -11,12 +11,15 @@ __all__ = [
     "DEFAULT_MODEL",
     "add_alert_arguments",
     "choose_model",
+    "connect_dask",
     "epilog",
     "evidence_summary",
+    "install_monitor_signals",
     "make_alerts",
     "missing_paths",
     "one_blas_thread",
     "out_in_the_way",
+    "restore_signals",
     "trust_note",
 ]
 
@@ -159,3 +162,52 @@ def trust_note(model) -> None:
         f"--out my_{model.name}",
         file=sys.stderr,
     )
+
+
+def install_monitor_signals(monitor) -> dict:
+    """Ctrl-C and SIGTERM call ``monitor.stop()``; SIGUSR1 prints ``monitor.status_line()`` (watch and listen).
+
+    Returns the handlers replaced, for :func:`restore_signals`.
+    """
+    import signal
+
+    def stop(signum, frame):
+        monitor.stop()
+
+    def status(signum, frame):
+        print(monitor.status_line(), file=sys.stderr, flush=True)
+
+    wanted = {signal.SIGINT: stop, signal.SIGTERM: stop}
+    if hasattr(signal, "SIGUSR1"):  # not on Windows
+        wanted[signal.SIGUSR1] = status
+    previous = {}
+    for sig, handler in wanted.items():
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: an embedding application owns the signals
+            pass
+    return previous
+
+
+def restore_signals(previous: dict) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def connect_dask(args, *, command: str):
+    """The Dask client of ``--dask`` (None without it), or the exit status when the cluster cannot be had.
+
+    Called before any output file is touched: a missing cluster must not truncate it.
+    """
+    if not args.dask:
+        return None
+    from ..distributed import ClusterError, connect
+    from ..exit_codes import EXIT_NO_CLUSTER
+
+    try:
+        return connect(args.dask, timeout=args.dask_timeout)
+    except ClusterError as exc:
+        print(f"soundsentry {command}: {exc}", file=sys.stderr)
+        return EXIT_NO_CLUSTER

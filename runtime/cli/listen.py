@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from pathlib import Path
 
 from ..detector_kinds import DETECTOR_NAMES
 from ..exit_codes import EXIT_MODEL_ERROR, EXIT_NO_AUDIO_INPUT, EXIT_OK, EXIT_USAGE, LISTEN_EXIT_CODES
-from ._common import add_alert_arguments, epilog, make_alerts
+from ._common import add_alert_arguments, epilog, install_monitor_signals, make_alerts, restore_signals
 
 __all__ = ["add_parser", "run"]
 
@@ -189,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         running_windows=args.running,
         save=save,
     )
-    previous = _install_signals(listener)
+    previous = install_monitor_signals(listener)
     log.info(
         "listening to %r at %d Hz with model %s (detector %s, threshold %.6g)",
         device.name,
@@ -208,8 +207,7 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         code = 141
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signals(previous)
         if args.output:
             stream.close()
         if alerts is not None:
@@ -219,22 +217,3 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return code
-
-
-def _install_signals(listener) -> dict:
-    def stop(signum, frame):
-        listener.stop()
-
-    def status(signum, frame):
-        print(listener.status_line(), file=sys.stderr, flush=True)
-
-    wanted = {signal.SIGINT: stop, signal.SIGTERM: stop}
-    if hasattr(signal, "SIGUSR1"):
-        wanted[signal.SIGUSR1] = status
-    previous = {}
-    for sig, handler in wanted.items():
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread
-            pass
-    return previous

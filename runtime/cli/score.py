@@ -14,11 +14,10 @@ from ..exit_codes import (
     EXIT_FLAGGED,
     EXIT_INTERRUPTED,
     EXIT_MODEL_ERROR,
-    EXIT_NO_CLUSTER,
     EXIT_OK,
     EXIT_USAGE,
 )
-from ._common import DEFAULT_MODEL, choose_model, epilog, missing_paths, trust_note
+from ._common import DEFAULT_MODEL, choose_model, connect_dask, epilog, missing_paths, trust_note
 
 __all__ = ["FORMATS", "add_parser", "output_format", "run", "summary_category"]
 
@@ -119,16 +118,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FILES_FAILED
     detector = args.detector or model.default_detector
     threshold = model.thresholds[detector] if args.threshold is None else args.threshold
-    client = None
-    if args.dask:
-        # Before the -o file is touched: a missing cluster must not truncate it.
-        from ..distributed import ClusterError, connect
-
-        try:
-            client = connect(args.dask, timeout=args.dask_timeout)
-        except ClusterError as exc:
-            print(f"soundsentry score: {exc}", file=sys.stderr)
-            return EXIT_NO_CLUSTER
+    client = connect_dask(args, command="score")  # before the -o file is touched
+    if isinstance(client, int):
+        return client
     kept = []
     if args.output:
         # Rows go straight into the file, whole and flushed one by one: a killed batch leaves

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
 
 from ..detector_kinds import DETECTOR_NAMES
-from ..exit_codes import EXIT_MODEL_ERROR, EXIT_NO_CLUSTER, EXIT_OK, EXIT_USAGE, WATCH_EXIT_CODES
-from ._common import add_alert_arguments, epilog, make_alerts
+from ..exit_codes import EXIT_MODEL_ERROR, EXIT_OK, EXIT_USAGE, WATCH_EXIT_CODES
+from ._common import add_alert_arguments, connect_dask, epilog, install_monitor_signals, make_alerts, restore_signals
 
 __all__ = ["add_parser", "run"]
 
@@ -114,15 +113,11 @@ def run(args: argparse.Namespace) -> int:
     detector = args.detector or model.default_detector
     threshold = model.thresholds[detector] if args.threshold is None else args.threshold
 
-    client = None
-    if args.dask:
-        from ..distributed import ClusterError, connect, score_files_dask
-
-        try:
-            client = connect(args.dask, timeout=args.dask_timeout)
-        except ClusterError as exc:
-            print(f"soundsentry watch: {exc}", file=sys.stderr)
-            return EXIT_NO_CLUSTER
+    client = connect_dask(args, command="watch")
+    if isinstance(client, int):
+        return client
+    if client is not None:
+        from ..distributed import score_files_dask
 
         def score_batch(paths):
             return score_files_dask(client, paths, model=model, detector=args.detector, threshold=args.threshold)
@@ -169,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         rescan_seconds=args.rescan,
         notify=not args.no_notify,
     )
-    previous = _install_signals(watcher)
+    previous = install_monitor_signals(watcher)
     log.info(
         "watching %s with model %s (detector %s, threshold %.6g); %d files already in %s",
         ", ".join(watcher.roots),
@@ -182,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         stats = watcher.run()
     finally:
-        _restore_signals(previous)
+        restore_signals(previous)
         writer.end()
         stream.close()
         if alerts is not None:
@@ -195,29 +190,3 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
-
-
-def _install_signals(watcher) -> dict:
-    """Ctrl-C and SIGTERM stop the watcher after the row being written; SIGUSR1 prints a status line."""
-
-    def stop(signum, frame):
-        watcher.stop()
-
-    def status(signum, frame):
-        print(watcher.status_line(), file=sys.stderr, flush=True)
-
-    previous = {}
-    wanted = {signal.SIGINT: stop, signal.SIGTERM: stop}
-    if hasattr(signal, "SIGUSR1"):  # not on Windows
-        wanted[signal.SIGUSR1] = status
-    for sig, handler in wanted.items():
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: an embedding application owns the signals
-            pass
-    return previous
-
-
-def _restore_signals(previous: dict) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
