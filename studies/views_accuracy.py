@@ -417,7 +417,7 @@ def card_evidence(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out[t] = {
             "other_machines": d,
             "summary": (
-                f"enrolled on one normal moment (7 microphones) of each of {d['machines']} {t} machines: "
+                f"enrolled on one normal moment (7 microphones) of each of {d['machines']} machines of its type: "
                 f"{d['abn']} of {d['abn_n']} abnormal and {d['nor']} of {d['nor_n']} normal clips flagged "
                 "(too few clips for an AUC)"
             ),
@@ -426,7 +426,7 @@ def card_evidence(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     aucs = [f["ours"]["auc"] for f in fan["folds"]]
     out["fan"]["fan_id_00_folds"] = {"auc_per_fold": aucs, "n_enrolled": 15, "n_normal_scored": 5, "n_abnormal_scored": fan["n_abnormal"]}
     out["fan"]["summary"] = (
-        f"enrolled on 15 normal clips of fan id_00: AUC {np.mean(aucs):.3f} over 4 folds (5 normal + "
+        f"enrolled on 15 normal clips of one machine (MIMII id_00): AUC {np.mean(aucs):.3f} over 4 folds (5 normal + "
         f"{fan['n_abnormal']} abnormal each); " + out["fan"]["summary"]
     )
     out["general"] = {"summary": "no figure: a starting point for enrolling machines of any kind (soundsentry enroll --model general)"}

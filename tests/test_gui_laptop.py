@@ -410,7 +410,7 @@ def test_open_dialog_and_drop_take_every_decodable_format(qtbot, settings, tmp_p
     for suffix in (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".caf", ".w64", ".m4a"):
         assert f"*{suffix}" in patterns.split("(")[1].split(), suffix
     # Every format this libsndfile lists (but header-less RAW) has its suffix in the filter.
-    from soundsentry.gui.files import SNDFILE_SUFFIXES
+    from soundsentry.formats import SNDFILE_SUFFIXES
 
     for fmt in sf.available_formats():
         if fmt != "RAW":
