@@ -209,6 +209,13 @@ def test_info_prints_model_name(capsys, fan_model):
     default = [line for line in out.splitlines() if line.endswith("(default)")]
     assert len(default) == 1 and f"{fan_model.default_detector}:" in default[0]
     assert f"encoder:      {fan_model.encoder.kind}" in out.splitlines()
+    # the views model says how its clip score is made and lists each view with its calibrated threshold
+    det = fan_model.detector()
+    assert "clip score:   the largest view's statistic over its own threshold" in out
+    assert "aggregate:" not in out
+    for view, threshold in zip(det.views, det.thresholds_, strict=True):
+        assert any(line.startswith(f"view:         {view.name} ({view.pool}") and line.endswith(f"{threshold:.4g}")
+                   for line in out.splitlines()), view.name
     code, out, _ = _run(capsys, "info", "fan", "--json")
     assert code == 0 and json.loads(out)["name"] == "fan"
 

@@ -70,8 +70,16 @@ def run_info(args: argparse.Namespace) -> int:
         # Kinds without a window section (edgel3-views) describe their frames and windows here.
         print(f"front end:    {encoder['front_end']}")
     print(f"channel:      {card['channel']['policy']}")
-    print(f"aggregate:    {card.get('aggregate', 'mean')} of window scores; {card.get('score_direction', '')}")
     default = card.get("default_detector", DEFAULT_DETECTOR)
+    views = card["detectors"].get(default, {}).get("views")
+    if isinstance(views, list):
+        # A detector with views makes its own clip score; the card's aggregate is for the others.
+        print(f"clip score:   the largest view's statistic over its own threshold; {card.get('score_direction', '')}")
+        for v in views:
+            floor = f", floor {v['floor']:g}" if v.get("floor") else ""
+            print(f"view:         {v['name']} ({v['pool']}{floor}): threshold {v['threshold']:.4g}")
+    else:
+        print(f"aggregate:    {card.get('aggregate', 'mean')} of window scores; {card.get('score_direction', '')}")
     for name, det in card["detectors"].items():
         print(f"detector:     {name}: threshold {det['threshold']:.6g}" + (" (default)" if name == default else ""))
     print(f"threshold:    {next(iter(card['detectors'].values())).get('threshold_rule', '')}")
