@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     reporter = ErrorReporter(log_file)
     reporter.install()
 
-    from .devices import ClipBackend, default_backend
+    from soundsentry.devices import ClipBackend, default_backend
+
     from .window import MainWindow
 
     if args.input_clip:

@@ -10,9 +10,9 @@ import soundfile as sf
 from PySide6.QtWidgets import (
     QFileDialog,
 )
+from soundsentry.devices import DeviceInfo
 from soundsentry.quality import SignalStats
 
-from .devices import DeviceInfo
 from .workers import FileAnalysis, LiveScorer, ModelTask, analyse_samples
 
 log = logging.getLogger(__name__)

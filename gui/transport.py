@@ -1,4 +1,4 @@
-"""Playback and recording through an :class:`~soundsentry.gui.devices.AudioBackend`.
+"""Playback and recording through an :class:`~soundsentry.devices.AudioBackend`.
 
 Both keep the audio thread's work to a copy: the player's callback copies the next block
 out of the samples and advances a position the GUI reads on a timer for the cursor; the
@@ -13,8 +13,7 @@ import time
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
-
-from .devices import AudioBackend, DeviceInfo, RingBuffer
+from soundsentry.devices import AudioBackend, DeviceInfo, RingBuffer
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
 )
+from soundsentry.devices import AudioBackend
 from soundsentry.quality import SignalStats
 
-from .devices import AudioBackend
 from .enrollment import EnrollMixin, enrolled_models_dir
 from .export import ExportMixin
 from .files import MAX_RECENT, FilesMixin

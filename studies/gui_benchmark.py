@@ -80,7 +80,7 @@ def live_rate(model_name: str, *, seconds: float) -> dict:
 
     from PySide6.QtCore import QEvent, QObject, QSettings
     from PySide6.QtWidgets import QApplication
-    from soundsentry.gui.devices import ClipBackend
+    from soundsentry.devices import ClipBackend
     from soundsentry.gui.window import MainWindow
 
     from studies.screenshots import settle, wait_for

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import soundfile as sf
     from PySide6.QtCore import Qt
-    from soundsentry.gui.devices import ClipBackend
+    from soundsentry.devices import ClipBackend
 
     args.out.mkdir(parents=True, exist_ok=True)
     # A neutral folder: the title shows the clip's path, which must not be a checkout's.

@@ -25,7 +25,7 @@ import soundfile as sf
 import soundsentry
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from soundsentry.batch import score_file
-from soundsentry.gui.devices import ClipBackend, NoAudioBackend, RingBuffer
+from soundsentry.devices import ClipBackend, NoAudioBackend, RingBuffer
 from soundsentry.gui.views import DB_LEVELS, AnalysisView, mel_axis_ticks, window_centres
 from soundsentry.gui.window import MainWindow
 
@@ -449,7 +449,7 @@ def test_live_spectrogram_scrolls_a_preallocated_image(qapp, fan_model):
 
 
 def test_default_backend_is_sounddevice_or_says_why_not():
-    from soundsentry.gui.devices import SoundDeviceBackend, default_backend
+    from soundsentry.devices import SoundDeviceBackend, default_backend
 
     backend = default_backend()
     try:

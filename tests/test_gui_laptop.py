@@ -26,7 +26,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, QStandardPaths
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QStyle, QStyleOptionComboBox, QToolBar, QToolButton
 from soundsentry.batch import score_file
-from soundsentry.gui.devices import ClipBackend
+from soundsentry.devices import ClipBackend
 from soundsentry.gui.level import LevelMeter
 from soundsentry.gui.views import ABNORMAL_COLOUR, DB_LEVELS, ERROR_BACKGROUND, FLAG_COLOUR, NORMAL_COLOUR
 
