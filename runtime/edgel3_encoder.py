@@ -47,6 +47,7 @@ __all__ = [
     "display_band_edges_hz",
     "edgel3_inputs",
     "frame_rows",
+    "frame_windows",
     "signal_rows",
 ]
 
@@ -136,6 +137,23 @@ def frame_rows(samples: np.ndarray) -> np.ndarray:
         ).T
         out[-1, start:stop] = 10.0 * np.log10(sums[1] + _POWER_FLOOR)
     return out
+
+
+def frame_windows(rows: np.ndarray) -> np.ndarray:
+    """Non-overlapping windows of 50 frames of :func:`frame_rows`' output.
+
+    Parameters
+    ----------
+    rows : np.ndarray, shape (129, n_frames)
+
+    Returns
+    -------
+    np.ndarray, shape (n_windows, 129, 50), float32
+        ``n_windows = n_frames // 50``; trailing frames that do not fill a window are dropped.
+    """
+    n = rows.shape[1] // WINDOW_FRAMES
+    view = rows[:, : n * WINDOW_FRAMES].reshape(rows.shape[0], n, WINDOW_FRAMES)
+    return np.ascontiguousarray(view.transpose(1, 0, 2), dtype=np.float32)
 
 
 def edgel3_inputs(windows: np.ndarray) -> np.ndarray:
@@ -233,13 +251,11 @@ class EdgeL3ViewsEncoder:
 
     # -- windows -----------------------------------------------------------------------------
     def windows(self, features: np.ndarray, *, level_reference_db: float | None = None) -> np.ndarray:
-        """Non-overlapping windows of 50 frames, shape (n_windows, 129, 50), float32.
+        """Non-overlapping windows of 50 frames (:func:`frame_windows`), shape (n_windows, 129, 50), float32.
 
         ``level_reference_db`` is not used: loudness is a view of its own here, never erased.
         """
-        n = 0 if features.shape[1] < WINDOW_FRAMES else 1 + (features.shape[1] - WINDOW_FRAMES) // WINDOW_FRAMES
-        view = features[:, : n * WINDOW_FRAMES].reshape(features.shape[0], n, WINDOW_FRAMES)
-        return np.ascontiguousarray(view.transpose(1, 0, 2), dtype=np.float32)
+        return frame_windows(features)
 
     def window_starts(self, n_windows: int) -> np.ndarray:
         return np.arange(n_windows) * (WINDOW_FRAMES * FRAME_HOP / SAMPLE_RATE)

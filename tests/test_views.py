@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from soundsentry.edgel3_encoder import display_band_edges_hz, frame_rows, signal_rows
+from soundsentry.edgel3_encoder import display_band_edges_hz, frame_rows, frame_windows, signal_rows
 from soundsentry.errors import ModelIntegrityError
 from soundsentry.evidence import explain, summary
 from soundsentry.views import ViewsDetector, ViewSpec, top_k_mean
@@ -18,10 +18,7 @@ VIEWS = [ViewSpec("shape", 0, 64), ViewSpec("level", 64, 65, floor=3.0), ViewSpe
 
 def signal_views(y: np.ndarray) -> np.ndarray:
     """Shape and level rows of each 1-s window of 16 kHz audio, through the EdgeL3 views encoder's own steps."""
-    rows = frame_rows(y)
-    n = rows.shape[1] // 50
-    windows = rows[:, : n * 50].reshape(rows.shape[0], n, 50).transpose(1, 0, 2)
-    return signal_rows(np.ascontiguousarray(windows))
+    return signal_rows(frame_windows(frame_rows(y)))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 from soundsentry.card import card_header, file_sha256, package_versions, write_card
 from soundsentry.detector_kinds import detector_kind
-from soundsentry.edgel3_encoder import EdgeL3ViewsEncoder, edgel3_inputs, frame_rows
+from soundsentry.edgel3_encoder import EdgeL3ViewsEncoder, edgel3_inputs, frame_rows, frame_windows
 
 from .data import Clip
 from .edgel3 import edgel3_weights_path
@@ -46,13 +46,12 @@ def _bundle_view(root: Path):
 def recording_rows(clips: Sequence[Clip]) -> list[tuple[Clip, int, np.ndarray]]:
     """Frame rows windows of every channel of every clip: ``(clip, channel, windows (n, 129, 50))``."""
     out = []
-    probe = EdgeL3ViewsEncoder.__new__(EdgeL3ViewsEncoder)  # windows() needs no session
     for clip in clips:
         y, rate = sf.read(str(clip.path), dtype="float32", always_2d=True)
         if rate != EdgeL3ViewsEncoder.sample_rate:
             raise ValueError(f"{clip.path}: expected {EdgeL3ViewsEncoder.sample_rate} Hz, got {rate}")
         for channel in range(y.shape[1]):
-            windows = probe.windows(frame_rows(y[:, channel]))
+            windows = frame_windows(frame_rows(y[:, channel]))
             if len(windows):
                 out.append((clip, channel, windows))
     return out
