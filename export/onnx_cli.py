@@ -14,7 +14,7 @@ from pathlib import Path
 
 __all__ = ["add_parser", "run"]
 
-EXIT_OK, EXIT_USAGE, EXIT_MODEL_ERROR = 0, 2, 4
+from soundsentry.exit_codes import EXIT_OK, EXIT_USAGE
 
 HELP = "write one ONNX file: 16 kHz samples in, window scores and clip score out (needs [export])"
 
@@ -52,18 +52,14 @@ def run(args: argparse.Namespace) -> int:
     if find_spec("onnx") is None:
         print('soundsentry export-onnx needs the [export] extra: pip install "soundsentry[export]"', file=sys.stderr)
         return EXIT_USAGE
-    from soundsentry.errors import ModelError
-    from soundsentry.model import load_model
+
+    from soundsentry.cli._common import load_model_with_detector
 
     from .onnx_pipeline import export_pipeline
 
-    try:
-        model = load_model(args.model)
-        if args.detector and args.detector not in model.detectors:
-            raise ModelError(f"model {model.name!r} has no detector {args.detector!r}")
-    except ModelError as exc:
-        print(f"soundsentry: {exc}", file=sys.stderr)
-        return EXIT_MODEL_ERROR
+    model = load_model_with_detector(args.model, args.detector)
+    if isinstance(model, int):  # the exit status; why was printed
+        return model
     try:
         out = export_pipeline(
             model, args.out, detector=args.detector, threshold=args.threshold, fft=args.fft, precision=args.precision

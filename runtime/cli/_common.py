@@ -15,6 +15,7 @@ __all__ = [
     "epilog",
     "evidence_summary",
     "install_monitor_signals",
+    "load_model_with_detector",
     "make_alerts",
     "missing_paths",
     "one_blas_thread",
@@ -211,3 +212,19 @@ def connect_dask(args, *, command: str):
     except ClusterError as exc:
         print(f"soundsentry {command}: {exc}", file=sys.stderr)
         return EXIT_NO_CLUSTER
+
+
+def load_model_with_detector(model_ref, detector: str | None):
+    """The model ``model_ref`` with ``detector`` checked to be one of its own, or the exit status (printed why)."""
+    from ..errors import ModelError
+    from ..exit_codes import EXIT_MODEL_ERROR
+    from ..model import load_model
+
+    try:
+        model = load_model(model_ref)
+        if detector and detector not in model.detectors:
+            raise ModelError(f"model {model.name!r} has no detector {detector!r}")
+    except ModelError as exc:
+        print(f"soundsentry: {exc}", file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    return model

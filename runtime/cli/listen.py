@@ -13,8 +13,15 @@ import sys
 from pathlib import Path
 
 from ..detector_kinds import DETECTOR_NAMES
-from ..exit_codes import EXIT_MODEL_ERROR, EXIT_NO_AUDIO_INPUT, EXIT_OK, EXIT_USAGE, LISTEN_EXIT_CODES
-from ._common import add_alert_arguments, epilog, install_monitor_signals, make_alerts, restore_signals
+from ..exit_codes import EXIT_NO_AUDIO_INPUT, EXIT_OK, EXIT_USAGE, LISTEN_EXIT_CODES
+from ._common import (
+    add_alert_arguments,
+    epilog,
+    install_monitor_signals,
+    load_model_with_detector,
+    make_alerts,
+    restore_signals,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -101,7 +108,6 @@ def _fail(message: str, code: int) -> int:
 def run(args: argparse.Namespace) -> int:
     from ..alerts import Verdict
     from ..devices import ClipBackend, default_backend
-    from ..errors import ModelError
     from ..listen import AudioInputError, Listener, RollingAudio, choose_device
 
     log.setLevel(logging.INFO)
@@ -132,15 +138,10 @@ def run(args: argparse.Namespace) -> int:
     except AudioInputError as exc:
         return _fail(str(exc), EXIT_NO_AUDIO_INPUT)
 
-    from ..model import load_model
 
-    try:
-        model = load_model(args.model)
-        if args.detector and args.detector not in model.detectors:
-            raise ModelError(f"model {model.name!r} has no detector {args.detector!r}")
-    except ModelError as exc:
-        print(f"soundsentry: {exc}", file=sys.stderr)
-        return EXIT_MODEL_ERROR
+    model = load_model_with_detector(args.model, args.detector)
+    if isinstance(model, int):  # the exit status; why was printed
+        return model
 
     if args.output:
         try:

@@ -13,11 +13,18 @@ from ..exit_codes import (
     EXIT_FILES_FAILED,
     EXIT_FLAGGED,
     EXIT_INTERRUPTED,
-    EXIT_MODEL_ERROR,
     EXIT_OK,
     EXIT_USAGE,
 )
-from ._common import DEFAULT_MODEL, choose_model, connect_dask, epilog, missing_paths, trust_note
+from ._common import (
+    DEFAULT_MODEL,
+    choose_model,
+    connect_dask,
+    epilog,
+    load_model_with_detector,
+    missing_paths,
+    trust_note,
+)
 
 __all__ = ["FORMATS", "add_parser", "output_format", "run", "summary_category"]
 
@@ -82,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..batch import score_files, search_audio_files
-    from ..errors import ModelError
-    from ..model import load_model
     from ..quality import FLAGS
     from ..report import RESUMABLE_FORMATS, ReportError, make_writer, open_output
 
@@ -103,13 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and (args.output is None or args.fmt not in RESUMABLE_FORMATS):
         print("soundsentry score: --resume needs -o FILE with CSV or JSON rows (FILE.csv, FILE.json, or --format csv or json)", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        model = load_model(choose_model(args.model))
-        if args.detector and args.detector not in model.detectors:
-            raise ModelError(f"model {model.name!r} has no detector {args.detector!r}")
-    except ModelError as exc:
-        print(f"soundsentry: {exc}", file=sys.stderr)
-        return EXIT_MODEL_ERROR
+    model = load_model_with_detector(choose_model(args.model), args.detector)
+    if isinstance(model, int):  # the exit status; why was printed
+        return model
     trust_note(model)
     paths, n_not_audio = search_audio_files(args.paths)
     not_audio = f"; {_files(n_not_audio)} in the folders skipped as not audio" if n_not_audio else ""

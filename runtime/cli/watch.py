@@ -13,8 +13,16 @@ import sys
 from pathlib import Path
 
 from ..detector_kinds import DETECTOR_NAMES
-from ..exit_codes import EXIT_MODEL_ERROR, EXIT_OK, EXIT_USAGE, WATCH_EXIT_CODES
-from ._common import add_alert_arguments, connect_dask, epilog, install_monitor_signals, make_alerts, restore_signals
+from ..exit_codes import EXIT_OK, EXIT_USAGE, WATCH_EXIT_CODES
+from ._common import (
+    add_alert_arguments,
+    connect_dask,
+    epilog,
+    install_monitor_signals,
+    load_model_with_detector,
+    make_alerts,
+    restore_signals,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -85,8 +93,6 @@ def _usage(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from ..alerts import Verdict
     from ..batch import score_files
-    from ..errors import ModelError
-    from ..model import load_model
     from ..report import ReportError, make_writer, open_output
     from ..watch import Watcher
 
@@ -103,13 +109,9 @@ def run(args: argparse.Namespace) -> int:
         alerts = make_alerts(args, source="watch")
     except ValueError as exc:
         return _usage(str(exc))
-    try:
-        model = load_model(args.model)
-        if args.detector and args.detector not in model.detectors:
-            raise ModelError(f"model {model.name!r} has no detector {args.detector!r}")
-    except ModelError as exc:
-        print(f"soundsentry: {exc}", file=sys.stderr)
-        return EXIT_MODEL_ERROR
+    model = load_model_with_detector(args.model, args.detector)
+    if isinstance(model, int):  # the exit status; why was printed
+        return model
     detector = args.detector or model.default_detector
     threshold = model.thresholds[detector] if args.threshold is None else args.threshold
 
