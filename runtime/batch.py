@@ -1,4 +1,4 @@
-"""Scoring many files: discovery, one result row per file, optional worker processes.
+"""Scoring many files: discovery, one result row per file, threads in one process or worker processes.
 
 A file that fails yields an ``error`` row and the batch goes on.
 """
@@ -10,7 +10,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -19,13 +19,33 @@ from .formats import audio_suffixes
 from .report import Row
 from .scoring import score_path
 
-__all__ = ["AUDIO_SUFFIXES", "find_audio_files", "score_file", "score_files", "search_audio_files"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "MAX_DEFAULT_THREADS",
+    "default_threads",
+    "find_audio_files",
+    "score_file",
+    "score_files",
+    "search_audio_files",
+]
 
 #: Suffixes folder search takes (:func:`soundsentry.formats.audio_suffixes`): every format the
 #: decoders installed here read.
 AUDIO_SUFFIXES = audio_suffixes()
 
 log = logging.getLogger(__name__)
+
+#: Files scored at once in one process by default, at most: decoding (libsndfile), the FFT, the
+#: matrix products and ONNX Runtime all let go of Python's lock, so a second file's decoding overlaps
+#: the first one's scoring; past a few threads, the parts that hold the lock (the views' Python)
+#: stop it scaling, and each thread holds one decoded file in memory.
+MAX_DEFAULT_THREADS = 4
+
+
+def default_threads() -> int:
+    """Files scored at once in one process when the caller does not say: the CPUs, at most :data:`MAX_DEFAULT_THREADS`."""
+    return max(1, min(MAX_DEFAULT_THREADS, os.cpu_count() or 1))
+
 
 def search_audio_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], int]:
     """Expand folders (recursively, :data:`AUDIO_SUFFIXES` only, sorted); files are kept as given, even odd
@@ -107,7 +127,9 @@ def _score_chunk(paths: list[str], detector: str | None, threshold: float | None
     return [score_file(_worker_model, path, detector=detector, threshold=threshold) for path in paths]
 
 
-def _score_isolated(model_ref: str, path: str, detector: str | None, threshold: float | None, threads: int, model) -> Row:
+def _score_isolated(
+    model_ref: str, path: str, detector: str | None, threshold: float | None, threads: int, model
+) -> Row:
     """Score one file in a worker process of its own, so that if it kills the process (a
     decoder crash) only its own row says so."""
     try:
@@ -127,6 +149,40 @@ def _score_isolated(model_ref: str, path: str, detector: str | None, threshold: 
         )
 
 
+def _score_threaded(
+    model, paths: list[str], *, detector: str | None, threshold: float | None, threads: int
+) -> Iterator[Row]:
+    """:func:`score_file` over ``paths`` in ``threads`` threads sharing ``model``; rows in input order.
+
+    At most ``2 * threads`` files are submitted ahead of the row being yielded, so a long batch
+    holds a few rows, never the whole list; closing the generator cancels the files not started
+    (those running finish their file: a thread cannot be stopped half-way).
+    """
+    # Load the detector before the threads share the model (its first use loads it lazily). If it
+    # cannot load, every file's row says so, as when scoring one file after the other.
+    try:
+        model.detector(detector or model.default_detector)
+    except Exception:  # reported per file by score_file
+        pass
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="soundsentry-score")
+    pending: deque[Future] = deque()
+    todo = iter(paths)
+    try:
+        while True:
+            while len(pending) < 2 * threads:
+                path = next(todo, None)
+                if path is None:
+                    break
+                pending.append(pool.submit(score_file, model, path, detector=detector, threshold=threshold))
+            if not pending:
+                return
+            # score_file turns every failure of a file into its error row, so result() only raises
+            # for what is not the file's fault (KeyboardInterrupt and the like reach the caller).
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def score_files(
     model,
     paths: list[str],
@@ -134,9 +190,13 @@ def score_files(
     detector: str | None = None,
     threshold: float | None = None,
     jobs: int = 1,
+    threads: int | None = None,
     chunksize: int = 4,
 ) -> Iterator[Row]:
-    """Yield one row per path, in order. ``jobs > 1`` scores in worker processes, one model each.
+    """Yield one row per path, in order. ``jobs > 1`` scores in worker processes, one model each;
+    with one job, ``threads`` files are scored at once in this process, sharing the model
+    (default :func:`default_threads`; 1 scores one file after the other). The rows are the same
+    either way.
 
     At most a few chunks per worker are in flight, so memory stays flat however many files
     the batch holds, and closing the generator (Ctrl-C in the caller) cancels the rest. If a
@@ -145,8 +205,12 @@ def score_files(
     with a new pool.
     """
     if jobs <= 1 or len(paths) < 2:
-        for path in paths:
-            yield score_file(model, path, detector=detector, threshold=threshold)
+        threads = default_threads() if threads is None else threads
+        if threads <= 1 or len(paths) < 2:
+            for path in paths:
+                yield score_file(model, path, detector=detector, threshold=threshold)
+        else:
+            yield from _score_threaded(model, paths, detector=detector, threshold=threshold, threads=threads)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     model_ref = str(Path(model.bundle.root))

@@ -364,17 +364,21 @@ def test_directory_named_as_audio_given_explicitly(bad_folder, capsys):
 
 
 def test_file_that_disappears_mid_batch(tmp_path, fan_model):
-    paths = [tmp_path / f"{i}.flac" for i in range(3)]
+    from soundsentry.batch import MAX_DEFAULT_THREADS
+
+    # Past what the batch reads ahead (two files per thread), so it is gone when its turn comes.
+    n = 2 * MAX_DEFAULT_THREADS + 4
+    paths = [tmp_path / f"{i:02d}.flac" for i in range(n)]
     for p in paths:
         shutil.copy(MONO_CLIP, p)
     rows = []
     for row in score_files(fan_model, [str(p) for p in paths]):
         rows.append(row)
         if len(rows) == 1:
-            paths[1].unlink()  # deleted after the batch listed it
-    assert [r.verdict == "error" for r in rows] == [False, True, False]
-    assert rows[1].error == "file not found"
-    assert rows[0].score == rows[2].score
+            paths[-2].unlink()  # deleted after the batch listed it
+    assert [r.verdict == "error" for r in rows] == [False] * (n - 2) + [True, False]
+    assert rows[-2].error == "file not found"
+    assert rows[0].score == rows[-1].score
 
 
 def _as_unprivileged(fn):

@@ -179,6 +179,20 @@ def test_jobs_2_gives_the_same_rows(capsys, mixed_batch):
 def test_bad_jobs_is_a_usage_error(capsys):
     code, _, err = _run(capsys, "score", str(MONO_CLIP), "--jobs", "0")
     assert code == 2 and "--jobs" in err
+    code, _, err = _run(capsys, "score", str(MONO_CLIP), "--threads", "0")
+    assert code == 2 and "--threads" in err
+
+
+def test_threads_give_the_same_rows_in_the_same_order(capsys, mixed_batch):
+    folder, *_ = mixed_batch
+    for i, example in enumerate(EXAMPLES):
+        shutil.copy(example, folder / f"d{i}_example.flac")
+    code1, out1, _ = _run(capsys, "score", str(folder), "--format", "csv", "--threads", "1")
+    code3, out3, _ = _run(capsys, "score", str(folder), "--format", "csv", "--threads", "3")
+    code_default, out_default, _ = _run(capsys, "score", str(folder), "--format", "csv")
+    assert len(_csv_rows(out1)) == 3 + len(EXAMPLES)
+    assert out3 == out1 and out_default == out1
+    assert code3 == code1 == code_default == 3
 
 
 def test_models_lists_fan_with_the_evidence_its_card_holds(capsys, fan_model):

@@ -71,7 +71,21 @@ def add_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="keep the rows already in the -o file (csv or json) and score only the files it lacks",
     )
-    score.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+    score.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes, each with its own model and its own crash isolation (default 1)",
+    )
+    score.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with one job: files scored at once in this process, sharing one model (default: the CPUs, "
+        "at most 4; 1 scores one file after the other); the rows are the same",
+    )
     score.add_argument(
         "--dask", metavar="ADDRESS", help="score on the Dask cluster of this scheduler (tcp://host:8786; needs [dask])"
     )
@@ -104,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.jobs < 1:
         print("soundsentry score: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.threads is not None and args.threads < 1:
+        print("soundsentry score: --threads must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if args.resume and (args.output is None or args.fmt not in RESUMABLE_FORMATS):
         print("soundsentry score: --resume needs -o FILE with CSV or JSON rows (FILE.csv, FILE.json, or --format csv or json)", file=sys.stderr)
@@ -159,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
         # The same scoring function on the workers: the same rows, in the same order.
         rows = score_files_dask(client, todo, model=model, detector=args.detector, threshold=args.threshold)
     else:
-        rows = score_files(model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
+        rows = score_files(
+            model, todo, detector=args.detector, threshold=args.threshold, jobs=args.jobs, threads=args.threads
+        )
     interrupted, write_error = False, None
     previous_sigterm = _sigterm_as_interrupt()
     try:
