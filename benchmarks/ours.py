@@ -168,19 +168,9 @@ def lof_levers(model, clips: list[str], repeats: int) -> dict[str, list[float]]:
 
 
 def decode_levers(model, clips: list[str], repeats: int, threads: int = 2) -> dict[str, list[float]]:
-    """Decoding every clip serially, in a thread pool, and decoding ahead of scoring in one thread."""
-
-    def score_decoded(y):
-        model.score_samples(y)
-
-    def ahead():
-        with ThreadPoolExecutor(1) as pool:
-            futures = [pool.submit(decode_file, model, c) for c in clips[:2]]
-            for i in range(len(clips)):
-                y, _ = futures[i].result()
-                if i + 2 < len(clips):
-                    futures.append(pool.submit(decode_file, model, clips[i + 2]))
-                score_decoded(y)
+    """Decoding every clip serially and in a thread pool; scoring them one after the other and
+    ``threads`` at a time in threads of this process (:func:`soundsentry.batch.score_files`)."""
+    from soundsentry.batch import score_files
 
     with ThreadPoolExecutor(threads) as pool:
         out = {
@@ -189,8 +179,10 @@ def decode_levers(model, clips: list[str], repeats: int, threads: int = 2) -> di
                 _timed(lambda: list(pool.map(lambda c: decode_file(model, c), clips))) for _ in range(repeats)
             ],
         }
-    out["decode + score, serial (current)"] = [
-        _timed(lambda: [score_decoded(decode_file(model, c)[0]) for c in clips]) for _ in range(repeats)
-    ]
-    out["decode + score, decoding ahead in a thread"] = [_timed(ahead) for _ in range(repeats)]
+    serial, threaded = [], []
+    for _ in range(repeats):  # interleaved: load on the machine hits both alike
+        serial.append(_timed(lambda: list(score_files(model, clips, threads=1))))
+        threaded.append(_timed(lambda: list(score_files(model, clips, threads=threads))))
+    out["decode + score, one file after the other (`--threads 1`)"] = serial
+    out[f"decode + score, {threads} files at once in threads (the default here)"] = threaded
     return out

@@ -80,15 +80,20 @@ def bench_latency(clip: str, seed_dir: Path | None, repeats: int, env: dict) -> 
 
 
 def bench_throughput(folder: Path, n: int, seed_dir: Path | None, list_file: Path, repeats: int, env: dict) -> dict:
-    """A folder end to end (process start included) for ours with 1 and 2 jobs and for the seed's CLI,
-    and the seed's warm in-process loop (its best case) with Keras and with TFLite."""
+    """A folder end to end (process start included) for ours as the CLI runs by default (files in
+    threads), one file after the other (``--threads 1``) and with 2 worker processes, and for the
+    seed's CLI; and the seed's warm in-process loop (its best case) with Keras and with TFLite."""
     out: dict = {"n": n}
-    for key in ("ours_s", "ours_mb", "ours_jobs2_s", "ours_jobs2_mb", "seed_cli_s", "seed_cli_mb"):
+    for key in ("ours_s", "ours_mb", "ours_threads1_s", "ours_threads1_mb", "ours_jobs2_s", "ours_jobs2_mb",
+                "seed_cli_s", "seed_cli_mb"):
         out[key] = []
     for i in range(repeats):
         r = checked(run_process(ours_cli([str(folder)]), env=env, cwd=REPO_ROOT), "soundsentry score")
         out["ours_s"].append(r.seconds)
         out["ours_mb"].append(r.peak_mb)
+        r = checked(run_process(ours_cli([str(folder)], "--threads", "1"), env=env, cwd=REPO_ROOT), "score --threads 1")
+        out["ours_threads1_s"].append(r.seconds)
+        out["ours_threads1_mb"].append(r.peak_mb)
         r = checked(run_process(ours_cli([str(folder)], "--jobs", "2"), env=env, cwd=REPO_ROOT), "score --jobs 2")
         out["ours_jobs2_s"].append(r.seconds)
         out["ours_jobs2_mb"].append(r.peak_mb)

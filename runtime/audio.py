@@ -45,8 +45,9 @@ ChannelPolicy = Literal["first", "mean"]
 #: more, whatever length it claims.
 MAX_DECODED_SAMPLES = 1 << 29
 
-# Samples decoded per read: the header's frame count is never trusted for an allocation.
-_BLOCK_SAMPLES = 1 << 20
+# Samples decoded per read (8 MiB of float32): the header's frame count is never trusted for an
+# allocation. A 10-s clip of 8 channels at 16 kHz fits one read, so it is not copied into one piece.
+_BLOCK_SAMPLES = 1 << 21
 
 
 #: Sample rates a file may have. Below 1 kHz a file holds nothing of a machine's sound the

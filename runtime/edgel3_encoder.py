@@ -86,14 +86,19 @@ def _matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return window, display, edgel3, parseval.astype(np.float32)
 
 
+@lru_cache(maxsize=1)
 def display_band_edges_hz() -> np.ndarray:
-    """Lower and upper edge in Hz of each display (and shape) band, shape (64, 2): where its filter is non-zero."""
+    """Lower and upper edge in Hz of each display (and shape) band, shape (64, 2): where its filter is non-zero.
+
+    Computed once (every flag's explanation names bands); the array is read-only.
+    """
     fb = _matrices()[1]
     freqs = np.fft.rfftfreq(N_FFT, d=1.0 / SAMPLE_RATE)
     edges = np.empty((DISPLAY_BANDS, 2))
     for b in range(DISPLAY_BANDS):
         nz = np.nonzero(fb[:, b] > 0)[0]
         edges[b] = (freqs[max(nz[0] - 1, 0)], freqs[min(nz[-1] + 1, freqs.size - 1)])
+    edges.setflags(write=False)
     return edges
 
 
