@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,19 +28,23 @@ class ProcResult:
 def run_process(cmd: list[str], *, env: dict | None = None, cwd: str | os.PathLike | None = None) -> ProcResult:
     """Run ``cmd`` to completion; wall time from just before the fork to its exit, and its own peak RSS.
 
-    ``os.wait4`` reports the child's ``ru_maxrss``, not the largest of all children so far
-    (which ``RUSAGE_CHILDREN`` would give), so each figure belongs to its own process.
+    ``cmd`` is started by a small launcher (:mod:`benchmarks.spawn`) that reports the child's own
+    ``ru_maxrss`` from ``os.wait4``: forked straight from this process, the child would inherit this
+    process's peak (TensorFlow and models loaded by the in-process sections) across ``exec``.
     Worker processes the child starts are not counted.
     """
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "spawn.json"
+        # Started by its file path (standard library only): the command gets ``env`` unchanged.
+        launcher = [sys.executable, str(Path(__file__).with_name("spawn.py")), str(report), *cmd]
+        proc = subprocess.run(launcher, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+        if proc.returncode != 0 or not report.is_file():
+            raise RuntimeError(f"the benchmark launcher failed (exit {proc.returncode}) for {cmd[:3]}")
+        measured = json.loads(report.read_text())
         out.seek(0)
         err.seek(0)
-        return ProcResult(seconds, usage.ru_maxrss / 1024.0, proc.returncode, out.read(), err.read())
+        return ProcResult(measured["seconds"], measured["peak_kb"] / 1024.0, measured["returncode"], out.read(), err.read())
 
 
 def child_env(**extra: str) -> dict:
