@@ -47,6 +47,13 @@ def run_process(cmd: list[str], *, env: dict | None = None, cwd: str | os.PathLi
         return ProcResult(measured["seconds"], measured["peak_kb"] / 1024.0, measured["returncode"], out.read(), err.read())
 
 
+def count_multichannel(clips: list[str]) -> int:
+    """How many of ``clips`` hold more than one channel (all of which a decoder must decode)."""
+    import soundfile as sf
+
+    return sum(sf.info(c).channels > 1 for c in clips)
+
+
 def child_env(**extra: str) -> dict:
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -76,10 +76,13 @@ def render(res: dict) -> str:
     w("")
     w(f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory_gb']:.0f} GiB; {m['os']}; Python {m['python']}")
     w("- " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
-    w(f"- Load average (1 min) at start {m['load_average'][0]:.1f}: the machine is")
-    w("  shared (five engineers building and testing on 2 cores while this ran), so absolute times are noisy and")
-    w("  inflated; the ratios, measured side by side, are the figures to read.")
-    w(f"- Clips: {res['clips']} (10 s each; 45 of the 62 fan clips are 8-channel MIMII originals, which both")
+    w(f"- Load average (1 min) at start {m['load_average'][0]:.1f}: the machine is a shared virtual machine")
+    w("  whose speed varies from minute to minute, so absolute times are noisy; the ratios, measured side by")
+    w("  side, are the figures to read.")
+    multi = res.get("n_multichannel")
+    many = (f"{multi} of the {res['n_clips']} clips are 8-channel MIMII originals" if multi is not None
+            else "most are 8-channel MIMII originals")
+    w(f"- Clips: {res['clips']} (10 s each; {many}, which both")
     w("  paths must decode whole). Larger folders repeat these real clips (symbolic links); long recordings are")
     w("  channel 0 of the same clips end to end, written as one 16 kHz mono FLAC.")
     if seed_on:

@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": harness.machine_description(),
             "clips": source,
             "n_clips": len(clips),
+            "n_multichannel": harness.count_multichannel(clips),
             "repeats": args.repeats,
             "seed_skipped": skip_reason,
         })

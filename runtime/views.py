@@ -97,10 +97,19 @@ def top_k_mean(values: np.ndarray, k: int) -> np.ndarray:
     return -np.mean(np.partition(-values, k - 1, axis=-1)[..., :k], axis=-1)
 
 
+#: Rows of ``X`` whose distances to the reference are held at once: an hour of 1-s windows against a
+#: few thousand enrolled windows would otherwise be a matrix of hundreds of MB.
+_DISTANCE_BLOCK = 256
+
+
 def _knn_distance(X: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
-    d = pairwise_distances(X, reference)
+    """Mean distance of each row of ``X`` to its ``k`` nearest rows of ``reference``, shape (n,)."""
     k = min(k, reference.shape[0])
-    return np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
+    out = np.empty(X.shape[0])
+    for start in range(0, X.shape[0], _DISTANCE_BLOCK):
+        d = pairwise_distances(X[start : start + _DISTANCE_BLOCK], reference)
+        out[start : start + _DISTANCE_BLOCK] = np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
+    return out
 
 
 class ViewsDetector:

@@ -70,6 +70,24 @@ def test_view_distances_match_scikit_learn_neighbours(microphones):
         np.testing.assert_allclose(got[:, v], dist.mean(axis=1), rtol=1e-5, atol=1e-5)
 
 
+@requires("sklearn")
+def test_a_long_recordings_windows_are_measured_in_blocks_with_the_same_distances(microphones):
+    """More windows than one block of distances (an hour is 3,600): every row still gets its own
+    neighbours, so memory stays bounded without changing a score."""
+    from sklearn.neighbors import NearestNeighbors
+    from soundsentry import views as views_module
+
+    det = ViewsDetector(views=VIEWS, n_neighbors=3).fit(microphones[1:])
+    rng = np.random.default_rng(0)
+    X = np.concatenate([m + rng.normal(0, 0.1, m.shape).astype(np.float32) for _ in range(5) for m in microphones])
+    assert X.shape[0] > views_module._DISTANCE_BLOCK
+    got = det.view_distances(X)
+    for v, view in enumerate(VIEWS):
+        reference = det.recording_means_ if view.pool == "clip" else det.reference_
+        dist, _ = NearestNeighbors(n_neighbors=3).fit(reference[:, view.start : view.stop]).kneighbors(X[:, view.start : view.stop])
+        np.testing.assert_allclose(got[:, v], dist.mean(axis=1), rtol=1e-5, atol=1e-5)
+
+
 def test_thresholds_come_from_leave_one_recording_out(microphones):
     det = ViewsDetector(views=VIEWS).fit(microphones[1:])
     # recording 0's calibration statistic is its clip statistic against the other six
