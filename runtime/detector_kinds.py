@@ -157,7 +157,7 @@ KINDS: tuple[DetectorKind, ...] = (
         check="soundsentry.views:check_views",
         threshold="self",
         per_recording=True,
-        params={"n_neighbors": 3, "top_k": 2, "quantile": 0.99, "level_floor_db": 3.0},
+        params={"n_neighbors": 3, "top_k": 2, "quantile": 0.99, "level_floor_db": 3.0, "combine": "max-then-sum"},
     ),
     DetectorKind(
         name="lof",

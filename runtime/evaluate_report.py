@@ -183,5 +183,7 @@ def _clip_rule(model) -> str:
     """How the clip score is made, in words: the detector's own (views) or the card's aggregate of window scores."""
     det = model.detector()
     if hasattr(det, "clip_score"):
-        return f"the {model.default_detector} detector's own (the largest view's statistic over its threshold)"
+        from .views import combine_rule
+
+        return f"the {model.default_detector} detector's own ({combine_rule(getattr(det, 'combine', 'max'))})"
     return f"{model.aggregate} of window scores"

@@ -18,10 +18,22 @@ is judged on its own against the enrolled normal windows:
    (Bonferroni). A view may declare a floor below which it never flags (the level view: a
    microphone moved on the same healthy machine changes its level by up to ~3 dB).
 
-The clip score is the largest ``statistic / threshold`` over the views, so the verdict is
-**abnormal when any view passes its own threshold** (score > 1), and the evidence says which view
-did it and by how much. A window's score is the same ratio per window (for the score track).
-Anomalous recordings never take part. Only NumPy: enrollment works from the plain install.
+3. **One score** (``combine``). The clip is **abnormal when any view passes its own threshold**
+   (its ratio ``statistic / threshold`` > 1), whatever the combination. ``"max"`` (bundles built
+   before the other existed): the score is the largest ratio. ``"max-then-sum"`` (what enrollment
+   and the shipped bundles use): a normal clip's score is the largest ratio as well, but an
+   abnormal clip's is ``1 + sum of the ratios / sum threshold``, the sum threshold being the same
+   log-normal bound at ``quantile`` fitted to the enrolled recordings' leave-one-out sums: flagged
+   clips are ranked by what all views say together. Chosen on normal clips and synthetic faults
+   alone (``python -m studies.view_combination``): under a gain change of a whole recording
+   (another day, another microphone setting) every clip is flagged "x dB quieter/louder", and by
+   the largest ratio alone the faults that add sound ranked *below* the normal clips; with the
+   sum they keep what the other views heard.
+
+Whatever the combination, each view's ratio is reported (``soundsentry.evidence``): a view over 1 is
+out of its own normal range, and the evidence says which and by how much. A window's score is the
+same combination per window (for the score track). Anomalous recordings never take part. Only
+NumPy: enrollment works from the plain install.
 """
 
 from __future__ import annotations
@@ -36,10 +48,12 @@ from .calibration import lognormal_threshold
 from .detectors import _onnx_distances, pairwise_distances
 from .errors import ModelIntegrityError
 
-__all__ = ["POOLS", "ViewSpec", "ViewsDetector", "top_k_mean"]
+__all__ = ["COMBINES", "POOLS", "ViewSpec", "ViewsDetector", "combine_rule", "top_k_mean"]
 
 #: How a view turns windows into a clip statistic (see :class:`ViewSpec`).
 POOLS = ("clip", "windows")
+#: How the views' ratios make one score (see :class:`ViewsDetector`); stored as an index into this.
+COMBINES = ("max", "max-then-sum")
 _NAME_BYTES = 16
 
 
@@ -155,9 +169,13 @@ class ViewsDetector:
         prior_spread: float = 0.38,
         single_recording_spread: float = 0.26,
         block_windows: int = 2,
+        combine: str = "max-then-sum",
     ) -> None:
         if not views:
             raise ValueError("the views detector needs at least one view")
+        if combine not in COMBINES:
+            raise ValueError(f"combine must be one of {COMBINES}, got {combine!r}")
+        self.combine = combine
         self.views = tuple(views)
         self.n_neighbors = n_neighbors
         self.top_k = top_k
@@ -192,6 +210,17 @@ class ViewsDetector:
             )
             thresholds.append(max(bound, view.floor))
         self.thresholds_ = np.asarray(thresholds)
+        self.combined_threshold_ = 1.0
+        if self.combine == "max-then-sum":
+            # The same rule as each view's, on the leave-one-out sums of ratios: one test, no split.
+            sums = (self.calibration_ / self.thresholds_).sum(axis=1)
+            self.combined_threshold_ = lognormal_threshold(
+                np.maximum(sums, 1e-9),
+                quantile=self.quantile,
+                n_recordings=self.n_recordings_,
+                prior_spread=self.prior_spread,
+                single_recording_spread=self.single_recording_spread,
+            )
         self.reference_ = np.concatenate(recordings)
         self.recording_means_ = np.stack([g.mean(0) for g in groups]).astype(np.float32)
         self.centre_ = np.median(self.reference_, axis=0).astype(np.float32)
@@ -235,13 +264,25 @@ class ViewsDetector:
         """Window distance over the view's threshold, shape (n_windows, n_views): the score track's evidence."""
         return self.view_distances(X) / self.thresholds_
 
+    def combined(self, ratios: np.ndarray) -> np.ndarray:
+        """One score from view ratios of shape (..., n_views); > 1 (abnormal) exactly when a ratio is.
+
+        ``"max"``: the largest ratio. ``"max-then-sum"``: the largest ratio up to 1; above it,
+        ``1 + sum of ratios / combined_threshold_``, so that flagged clips rank by all views' evidence.
+        """
+        ratios = np.asarray(ratios, dtype=np.float64)
+        largest = ratios.max(axis=-1)
+        if self.combine == "max":
+            return largest
+        return np.where(largest > 1.0, 1.0 + ratios.sum(axis=-1) / self.combined_threshold_, largest)
+
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
-        """Window scores: the largest view ratio per window, shape (n_windows,).
+        """Window scores: the views' ratios of each window combined (:meth:`combined`), shape (n_windows,).
 
         A single window of a clip view is noisier than the clip's mean, so window scores can pass 1
         while the clip stays normal: the verdict is :meth:`clip_score`'s.
         """
-        return self.view_ratios(X).max(axis=1)
+        return self.combined(self.view_ratios(X))
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """scikit-learn convention: higher = more normal."""
@@ -253,8 +294,18 @@ class ViewsDetector:
         return self._statistics(X, self.reference_, self.recording_means_) / self.thresholds_
 
     def clip_score(self, X: np.ndarray) -> float:
-        """The clip score: the largest view's clip ratio (> 1: abnormal at the calibrated threshold)."""
-        return float(self.clip_view_scores(X).max())
+        """The clip score: the views' clip ratios combined (:meth:`combined`; > 1: abnormal)."""
+        return float(self.combined(self.clip_view_scores(X)))
+
+    def _onnx_combined(self, g, stacked: str, axis: int) -> str:
+        """Graph nodes of :meth:`combined` over ``axis`` of the float64 ratios ``stacked``."""
+        largest = g.op("ReduceMax", stacked, axes=[axis], keepdims=0)
+        if self.combine == "max":
+            return largest
+        total = g.op("ReduceSum", stacked, g.const([axis], "axis", np.int64), keepdims=0)
+        one = g.const(1.0, "one", np.float64)
+        flagged = g.op("Add", one, g.op("Div", total, g.const(self.combined_threshold_, "combined_t", np.float64)))
+        return g.op("Where", g.op("Greater", largest, one), flagged, largest)
 
     # -- the single-file ONNX export (soundsentry.export.onnx_pipeline) -------------------------
     def _onnx_view_distances(self, g, x: str, view: ViewSpec, reference: np.ndarray) -> str:
@@ -292,7 +343,7 @@ class ViewsDetector:
             for view, t in zip(self.views, self.thresholds_, strict=True)
         ]
         stacked = g.op("Concat", *ratios, axis=1) if len(ratios) > 1 else ratios[0]
-        return g.op("ReduceMax", stacked, axes=[1], keepdims=0)
+        return self._onnx_combined(g, stacked, 1)
 
     def onnx_clip_score(self, g, latent: str) -> str:
         """:meth:`clip_score` as ONNX graph nodes: a float64 scalar from the float32 latent rows (n, n_features).
@@ -316,7 +367,7 @@ class ViewsDetector:
                 statistic = g.op("ReduceMean", largest, axes=[0])
             ratios.append(g.op("Div", statistic, g.const([t], "t", np.float64)))
         stacked = g.op("Concat", *ratios, axis=0) if len(ratios) > 1 else ratios[0]
-        return g.op("ReduceMax", stacked, axes=[0], keepdims=0)
+        return self._onnx_combined(g, stacked, 0)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -326,6 +377,8 @@ class ViewsDetector:
             recording_means=self.recording_means_,
             pools=np.array([POOLS.index(v.pool) for v in self.views], dtype=np.int64),
             thresholds=self.thresholds_,
+            combine=np.array([COMBINES.index(self.combine)], dtype=np.int64),
+            combined_threshold=np.array([self.combined_threshold_], dtype=np.float64),
             calibration=self.calibration_,
             centre=self.centre_,
             views=np.array([[v.start, v.stop] for v in self.views], dtype=np.int64),
@@ -361,6 +414,11 @@ class ViewsDetector:
                     prior_spread=float(params[3]),
                     single_recording_spread=float(params[4]),
                     block_windows=int(params[5]),
+                    # Files written before the sum existed combine by the largest ratio.
+                    combine=COMBINES[int(data["combine"][0])] if "combine" in data.files else "max",
+                )
+                det.combined_threshold_ = (
+                    float(data["combined_threshold"][0]) if "combined_threshold" in data.files else 1.0
                 )
                 det.n_recordings_ = int(params[6])
                 det.reference_ = np.ascontiguousarray(data["reference"], dtype=np.float32)
@@ -377,6 +435,7 @@ class ViewsDetector:
             or det.thresholds_.shape != (len(views),)
             or not np.all(np.isfinite(det.thresholds_))
             or np.any(det.thresholds_ <= 0)
+            or not (np.isfinite(det.combined_threshold_) and det.combined_threshold_ > 0)
             or any(not 0 <= v.start < v.stop <= width for v in views)
             or det.centre_.shape != (width,)
             or det.recording_means_.ndim != 2
@@ -386,7 +445,10 @@ class ViewsDetector:
         return det
 
     def __repr__(self) -> str:
-        return f"ViewsDetector(views={[v.name for v in self.views]}, n_neighbors={self.n_neighbors}, top_k={self.top_k})"
+        return (
+            f"ViewsDetector(views={[v.name for v in self.views]}, n_neighbors={self.n_neighbors}, "
+            f"top_k={self.top_k}, combine={self.combine!r})"
+        )
 
 
 
@@ -398,6 +460,16 @@ class ViewsDetector:
 #: MIMII normal clips in shared/data (``python -m studies.views_choice``): moving a microphone on a
 #: healthy machine must not be a fault by itself.
 LEVEL_FLOOR_DB = 3.0
+
+
+def combine_rule(combine: str) -> str:
+    """How a views detector's clip score is made (``combine``, see :data:`COMBINES`), in words."""
+    if combine == "max":
+        return "the largest view's statistic over its own threshold"
+    return (
+        "abnormal when a view's statistic passes its own threshold; below that the largest view's ratio, "
+        "above it 1 + the sum of the views' ratios over its calibrated bound"
+    )
 
 
 def default_views(columns: dict[str, tuple[int, int]], *, level_floor_db: float = LEVEL_FLOOR_DB) -> list[ViewSpec]:
@@ -425,6 +497,7 @@ def fit_views(recordings: Sequence[np.ndarray], *, params: dict, columns: dict[s
         n_neighbors=int(params["n_neighbors"]),
         top_k=int(params["top_k"]),
         quantile=float(params["quantile"]),
+        combine=str(params.get("combine", "max-then-sum")),
     ).fit(recordings)
 
 
@@ -438,6 +511,8 @@ def views_card(fitted: ViewsDetector, *, params: dict, n_reference: int) -> dict
         "n_neighbors": fitted.n_neighbors,
         "top_k": fitted.top_k,
         "quantile": fitted.quantile,
+        "combine": fitted.combine,
+        "combined_threshold": round(float(fitted.combined_threshold_), 6),
         "n_reference": n_reference,
         "n_recordings": fitted.n_recordings_,
         "views": [
@@ -454,7 +529,15 @@ def views_card(fitted: ViewsDetector, *, params: dict, n_reference: int) -> dict
             )
             + f", log spread pooled with a prior of {fitted.prior_spread}; floors: "
             + ", ".join(f"{v.name} {v.floor:g}" for v in fitted.views if v.floor > 0)
-            + ". Clip score = the largest view statistic over its threshold: abnormal when any view passes its own."
+            + (
+                ". Clip score = the largest view statistic over its threshold: abnormal when any view passes its own."
+                if fitted.combine == "max"
+                else ". Abnormal when any view passes its own threshold. Clip score: the largest view statistic "
+                "over its threshold while none passes; above, 1 + the sum of the views' statistics over their "
+                f"thresholds divided by the {fitted.quantile:.0%} upper prediction bound of the same log-normal rule "
+                f"fitted to the recordings' leave-one-out sums ({fitted.combined_threshold_:.4g}), so that flagged "
+                "clips rank by all views' evidence"
+            )
         ),
         "calibration_statistics": np.round(fitted.calibration_, 6).tolist(),
     }

@@ -225,7 +225,9 @@ def test_info_prints_model_name(capsys, fan_model):
     assert f"encoder:      {fan_model.encoder.kind}" in out.splitlines()
     # the views model says how its clip score is made and lists each view with its calibrated threshold
     det = fan_model.detector()
-    assert "clip score:   the largest view's statistic over its own threshold" in out
+    from soundsentry.views import combine_rule
+
+    assert f"clip score:   {combine_rule(det.combine)}" in out
     assert "aggregate:" not in out
     for view, threshold in zip(det.views, det.thresholds_, strict=True):
         assert any(line.startswith(f"view:         {view.name} ({view.pool}") and line.endswith(f"{threshold:.4g}")

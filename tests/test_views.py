@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from soundsentry.calibration import lognormal_threshold
 from soundsentry.edgel3_encoder import display_band_edges_hz, frame_rows, frame_windows, signal_rows
 from soundsentry.errors import ModelIntegrityError
 from soundsentry.evidence import explain, summary
@@ -129,6 +130,64 @@ def test_a_band_change_is_named_by_the_shape_view(microphones):
     evidence = {e.view: e for e in explain(det, signal_views(whine), band_edges_hz=display_band_edges_hz())}
     assert evidence["shape"].flagged
     assert evidence["shape"].reading.startswith("1 kHz-2 kHz band +")
+
+
+def _with_clicks(y: np.ndarray) -> np.ndarray:
+    """Six short bursts at 8x the clip's RMS: a knock or a rattle that adds a little sound."""
+    rng = np.random.default_rng(0)
+    out = y.copy()
+    rms = float(np.sqrt(np.mean(y**2)))
+    for start in rng.choice(len(y) - 160, 6, replace=False):
+        out[start : start + 80] += (rms * 8 * rng.standard_normal(80)).astype(np.float32)
+    return out
+
+
+def test_the_verdict_is_any_view_over_its_own_threshold_and_flagged_clips_rank_by_the_sum(microphones):
+    det = ViewsDetector(views=VIEWS).fit(microphones[1:])
+    assert det.combine == "max-then-sum"
+    # the sum's bound is the views' log-normal rule on the leave-one-out sums of ratios
+    assert det.combined_threshold_ == pytest.approx(
+        lognormal_threshold(
+            (det.calibration_ / det.thresholds_).sum(axis=1), quantile=det.quantile, n_recordings=7,
+            prior_spread=det.prior_spread, single_recording_spread=det.single_recording_spread,
+        )
+    )
+    y, _ = sf.read(MULTICHANNEL_CLIP, dtype="float32", always_2d=True)
+    clips = [microphones[0], signal_views(y[:, 0] * 10 ** (8 / 20)), signal_views(_with_clicks(y[:, 0]))]
+    for clip in clips:
+        ratios = det.clip_view_scores(clip)
+        score = det.clip_score(clip)
+        assert (score > 1) == (ratios.max() > 1)
+        expected = 1 + ratios.sum() / det.combined_threshold_ if ratios.max() > 1 else ratios.max()
+        assert score == pytest.approx(expected)
+
+
+def test_a_whole_recording_quieter_does_not_rank_a_knock_below_the_normal_clip(microphones):
+    """Another day at -8 dB: every clip is flagged as quieter. Clicks add a little sound, so the level
+    view finds the knocking clip *nearer* the enrolled level; the largest ratio alone ranks it as more
+    normal than the plain clip, the sum of every view's ratio does not."""
+    y, _ = sf.read(MULTICHANNEL_CLIP, dtype="float32", always_2d=True)
+    quiet = y[:, 0] * 10 ** (-8 / 20)
+    plain, knocking = signal_views(quiet), signal_views(_with_clicks(quiet))
+    by_sum = ViewsDetector(views=VIEWS).fit(microphones[1:])
+    by_max = ViewsDetector(views=VIEWS, combine="max").fit(microphones[1:])
+    assert by_sum.clip_score(plain) > 1 and by_max.clip_score(plain) > 1  # flagged alike: "quieter"
+    assert by_max.clip_score(knocking) < by_max.clip_score(plain)
+    assert by_sum.clip_score(knocking) > by_sum.clip_score(plain)
+
+
+def test_a_file_written_before_the_sum_scores_by_the_largest_ratio(tmp_path, microphones):
+    det = ViewsDetector(views=VIEWS).fit(microphones[1:])
+    det.save(tmp_path / "new.npz")
+    with np.load(tmp_path / "new.npz") as data:
+        old = {k: data[k] for k in data.files if k not in ("combine", "combined_threshold")}
+    np.savez(tmp_path / "old.npz", **old)
+    loaded = ViewsDetector.load(tmp_path / "old.npz")
+    assert loaded.combine == "max"
+    y, _ = sf.read(MULTICHANNEL_CLIP, dtype="float32", always_2d=True)
+    louder = signal_views(y[:, 0] * 10 ** (8 / 20))
+    assert loaded.clip_score(louder) == pytest.approx(loaded.clip_view_scores(louder).max())
+    assert ViewsDetector.load(tmp_path / "new.npz").clip_score(louder) == pytest.approx(det.clip_score(louder))
 
 
 def test_one_recording_is_calibrated_on_blocks(microphones):

@@ -74,7 +74,10 @@ def run_info(args: argparse.Namespace) -> int:
     views = card["detectors"].get(default, {}).get("views")
     if isinstance(views, list):
         # A detector with views makes its own clip score; the card's aggregate is for the others.
-        print(f"clip score:   the largest view's statistic over its own threshold; {card.get('score_direction', '')}")
+        from ..views import combine_rule
+
+        rule = combine_rule(card["detectors"][default].get("combine", "max"))
+        print(f"clip score:   {rule}; {card.get('score_direction', '')}")
         for v in views:
             floor = f", floor {v['floor']:g}" if v.get("floor") else ""
             print(f"view:         {v['name']} ({v['pool']}{floor}): threshold {v['threshold']:.4g}")
