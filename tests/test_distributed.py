@@ -93,7 +93,11 @@ def test_a_bundle_folder_works_from_anywhere(client, fan_model, monkeypatch, tmp
     monkeypatch.chdir(tmp_path)
     assert model_reference("bundles/myfan") == str(bundle)
     (row,) = score_files_dask(client, EXAMPLES[:1], model="bundles/myfan")
-    assert row.error == "" and row.score == pytest.approx(fan_model.score(EXAMPLES[0]).score, rel=1e-12)
+    # The same bundle and clip; this process and the worker differ in BLAS threads (dask's nanny sets one) and
+    # ONNX Runtime threads, and a flagged clip's score sums every view's nearest-neighbour distances, whose
+    # |a|^2 + |b|^2 - 2ab form turns another summation order into ~1e-10 relative (the rows of the CLI, which
+    # also runs one BLAS thread, are compared with the workers' in the tests above).
+    assert row.error == "" and row.score == pytest.approx(fan_model.score(EXAMPLES[0]).score, rel=1e-9)
     assert row.model == "fan"
 
 
