@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThread, Signal, Slot
 from soundsentry.audio import select_channel
-from soundsentry.batch import score_file
+from soundsentry.batch import score_files
 from soundsentry.errors import AudioTooLongError, SoundSentryError
 from soundsentry.quality import signal_flags
 from soundsentry.scoring import decode, score_mono
@@ -151,14 +151,18 @@ class FolderTask(QRunnable):
     def run(self) -> None:
         n = len(self.paths)
         done = 0
-        for i, path in enumerate(self.paths):
-            if self._cancel.is_set():
-                break
-            # threshold=None: the row keeps the model's threshold; the table re-verdicts with the slider's.
-            row = score_file(self.model, path, detector=self.detector, threshold=None)
-            self.signals.row.emit(i, row)
-            done = i + 1
-            self.signals.progress.emit(done, n)
+        # The command line's batch: a few files at once in threads, rows in order. threshold=None: the row
+        # keeps the model's threshold; the table re-verdicts with the slider's.
+        rows = score_files(self.model, self.paths, detector=self.detector, threshold=None)
+        try:
+            for i, row in enumerate(rows):
+                if self._cancel.is_set():
+                    break
+                self.signals.row.emit(i, row)
+                done = i + 1
+                self.signals.progress.emit(done, n)
+        finally:
+            rows.close()  # files not started are dropped; those being scored finish unseen
         self.signals.done.emit(done)
 
 
