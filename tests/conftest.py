@@ -60,3 +60,37 @@ def fan_bundle_dir(fan_model) -> Path:
 def logmel_model() -> soundsentry.Model:
     """The log-mel fixture bundle (:data:`LOGMEL_BUNDLE`)."""
     return soundsentry.load_model(LOGMEL_BUNDLE)
+
+
+# -- the desktop app's tests (tests/test_gui*.py) ------------------------------------------------
+# PySide6 is imported inside the fixtures, so the rest of the suite needs no [gui] extra.
+
+
+@pytest.fixture
+def qt_test_paths(qapp):
+    """Settings, the log folder and enrolled models go to Qt's test locations, not the user's."""
+    from PySide6.QtCore import QStandardPaths
+
+    QStandardPaths.setTestModeEnabled(True)
+    yield
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """A fresh settings file of the app (a QSettings), the shipped fan model last used."""
+    from PySide6.QtCore import QSettings
+
+    s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    s.setValue("model", "fan")
+    return s
+
+
+@pytest.fixture
+def logmel_settings(tmp_path):
+    """The app last used the log-mel fixture bundle (four detectors; the shipped bundles have one)."""
+    from PySide6.QtCore import QSettings
+
+    s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    s.setValue("bundles", [str(LOGMEL_BUNDLE)])
+    s.setValue("model", str(LOGMEL_BUNDLE))
+    return s

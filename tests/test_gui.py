@@ -23,7 +23,7 @@ pytest.importorskip("pytestqt", reason="needs pytest-qt (the [test] extra)")
 
 import soundfile as sf
 import soundsentry
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from soundsentry.batch import score_file
 from soundsentry.devices import ClipBackend, NoAudioBackend, RingBuffer
 from soundsentry.gui.views import DB_LEVELS, AnalysisView, mel_axis_ticks, window_centres
@@ -37,27 +37,8 @@ MULTICHANNEL = EXAMPLES_DIR / "mohxen_id_00_abnormal_00000000.flac"
 WAIT = 60_000  # ms; scoring a clip takes well under a second, CI machines are shared
 
 
-@pytest.fixture(autouse=True)
-def _qt_test_paths(qapp):
-    # Settings, the log folder and enrolled models go to Qt's test locations, not the user's.
-    QStandardPaths.setTestModeEnabled(True)
-    yield
-
-
-@pytest.fixture
-def settings(tmp_path) -> QSettings:
-    s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    s.setValue("model", "fan")
-    return s
-
-
-@pytest.fixture
-def logmel_settings(tmp_path) -> QSettings:
-    """The app last used the log-mel fixture bundle (four detectors; the shipped bundles have one)."""
-    s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    s.setValue("bundles", [str(LOGMEL_BUNDLE)])
-    s.setValue("model", str(LOGMEL_BUNDLE))
-    return s
+# The app's settings and Qt's test locations: the fixtures qt_test_paths, settings and logmel_settings of conftest.py.
+pytestmark = pytest.mark.usefixtures("qt_test_paths")
 
 
 def make_window(qtbot, settings, backend=None) -> MainWindow:

@@ -22,7 +22,7 @@ pytest.importorskip("pyqtgraph", reason="needs the [gui] extra (pyqtgraph)")
 pytest.importorskip("pytestqt", reason="needs pytest-qt (the [test] extra)")
 
 import soundfile as sf
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, QStandardPaths, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QStyle, QStyleOptionComboBox, QToolBar, QToolButton
 from soundsentry.batch import score_file
@@ -36,27 +36,8 @@ from .test_gui import ABNORMAL, NORMAL, WAIT, make_window, open_file
 LAPTOP = (1024, 640)
 
 
-@pytest.fixture(autouse=True)
-def _qt_test_paths(qapp):
-    # Settings, the log folder and enrolled models go to Qt's test locations, not the user's.
-    QStandardPaths.setTestModeEnabled(True)
-    yield
-
-
-@pytest.fixture
-def settings(tmp_path) -> QSettings:
-    s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    s.setValue("model", "fan")
-    return s
-
-
-@pytest.fixture
-def logmel_settings(tmp_path) -> QSettings:
-    """The app last used the log-mel fixture bundle (four detectors; the shipped bundles have one)."""
-    s = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    s.setValue("bundles", [str(LOGMEL_BUNDLE)])
-    s.setValue("model", str(LOGMEL_BUNDLE))
-    return s
+# The app's settings and Qt's test locations: the fixtures qt_test_paths, settings and logmel_settings of conftest.py.
+pytestmark = pytest.mark.usefixtures("qt_test_paths")
 
 
 @pytest.fixture
