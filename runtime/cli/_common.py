@@ -10,6 +10,7 @@ from ..exit_codes import EXIT_CODES
 __all__ = [
     "DEFAULT_MODEL",
     "add_alert_arguments",
+    "add_parallel_arguments",
     "choose_model",
     "connect_dask",
     "epilog",
@@ -20,6 +21,7 @@ __all__ = [
     "missing_paths",
     "one_blas_thread",
     "out_in_the_way",
+    "parallel_problem",
     "restore_signals",
     "trust_note",
 ]
@@ -61,6 +63,28 @@ def add_alert_arguments(parser) -> None:
         metavar="S",
         help="kill the alert command after S seconds (default 30)",
     )
+
+
+def add_parallel_arguments(parser, *, jobs_help: str) -> None:
+    """``--jobs`` (worker processes) and ``--threads`` (files at once in one process) of the batch commands."""
+    parser.add_argument("-j", "--jobs", type=int, default=1, help=f"{jobs_help} (default 1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with one job: files scored at once in this process, sharing one model (default: the CPUs, "
+        "at most 4; 1 scores one file after the other); the rows are the same",
+    )
+
+
+def parallel_problem(args) -> str | None:
+    """What is wrong with ``--jobs``/``--threads``, for a usage error; ``None`` when nothing is."""
+    if args.jobs < 1:
+        return "--jobs must be at least 1"
+    if args.threads is not None and args.threads < 1:
+        return "--threads must be at least 1"
+    return None
 
 
 def make_alerts(args, *, source: str):

@@ -18,11 +18,13 @@ from ..exit_codes import (
 )
 from ._common import (
     DEFAULT_MODEL,
+    add_parallel_arguments,
     choose_model,
     connect_dask,
     epilog,
     load_model_with_detector,
     missing_paths,
+    parallel_problem,
     trust_note,
 )
 
@@ -71,21 +73,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="keep the rows already in the -o file (csv or json) and score only the files it lacks",
     )
-    score.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=1,
-        help="worker processes, each with its own model and its own crash isolation (default 1)",
-    )
-    score.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="with one job: files scored at once in this process, sharing one model (default: the CPUs, "
-        "at most 4; 1 scores one file after the other); the rows are the same",
-    )
+    add_parallel_arguments(score, jobs_help="worker processes, each with its own model and its own crash isolation")
     score.add_argument(
         "--dask", metavar="ADDRESS", help="score on the Dask cluster of this scheduler (tcp://host:8786; needs [dask])"
     )
@@ -116,11 +104,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"soundsentry score: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.jobs < 1:
-        print("soundsentry score: --jobs must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
-    if args.threads is not None and args.threads < 1:
-        print("soundsentry score: --threads must be at least 1", file=sys.stderr)
+    problem = parallel_problem(args)
+    if problem:
+        print(f"soundsentry score: {problem}", file=sys.stderr)
         return EXIT_USAGE
     if args.resume and (args.output is None or args.fmt not in RESUMABLE_FORMATS):
         print("soundsentry score: --resume needs -o FILE with CSV or JSON rows (FILE.csv, FILE.json, or --format csv or json)", file=sys.stderr)

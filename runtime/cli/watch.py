@@ -16,11 +16,13 @@ from ..detector_kinds import DETECTOR_NAMES
 from ..exit_codes import EXIT_OK, EXIT_USAGE, WATCH_EXIT_CODES
 from ._common import (
     add_alert_arguments,
+    add_parallel_arguments,
     connect_dask,
     epilog,
     install_monitor_signals,
     load_model_with_detector,
     make_alerts,
+    parallel_problem,
     restore_signals,
 )
 
@@ -49,9 +51,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "-o", "--output", type=Path, required=True, help="rows go here, one per file; also the watcher's state"
     )
     parser.add_argument("--format", choices=["csv", "json"], default="csv", dest="fmt")
-    parser.add_argument(
-        "-j", "--jobs", type=int, default=1, help="worker processes for files that arrive together (default 1)"
-    )
+    add_parallel_arguments(parser, jobs_help="worker processes for files that arrive together")
     parser.add_argument(
         "--dask", metavar="ADDRESS", help="score on the Dask cluster of this scheduler (tcp://host:8786)"
     )
@@ -98,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
     # A log line per file is what a service's journal is for: on whatever -v says.
     log.setLevel(logging.INFO)
-    if args.jobs < 1:
-        return _usage("--jobs must be at least 1")
+    problem = parallel_problem(args)
+    if problem:
+        return _usage(problem)
     if args.settle < 0 or args.poll <= 0 or (args.rescan is not None and args.rescan <= 0):
         return _usage("--settle must be >= 0, --poll and --rescan > 0")
     for d in args.dirs:
@@ -126,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
     else:
 
         def score_batch(paths):
-            return score_files(model, paths, detector=args.detector, threshold=args.threshold, jobs=args.jobs)
+            return score_files(
+                model, paths, detector=args.detector, threshold=args.threshold, jobs=args.jobs, threads=args.threads
+            )
 
     try:
         # Always resume: the output file is the watcher's memory of what it has scored.
