@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -80,11 +81,16 @@ def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return search_audio_files(paths)[0]
 
 
-def score_file(model, path: str, *, detector: str | None, threshold: float | None) -> Row:
-    """Score one file into a :class:`Row`; any failure becomes an ``error`` row naming the cause."""
+def score_file(
+    model, path: str, *, detector: str | None, threshold: float | None, cancel: threading.Event | None = None
+) -> Row:
+    """Score one file into a :class:`Row`; any failure becomes an ``error`` row naming the cause.
+
+    ``cancel`` (set when a threaded batch is closed) stops a long, streamed file between blocks.
+    """
     detector = detector or model.default_detector
     try:
-        result = score_path(model, path, detector=detector, threshold=threshold)
+        result = score_path(model, path, detector=detector, threshold=threshold, cancel=cancel)
         flags = result.extra["flags"]
     except Exception as exc:  # one bad file must not end the batch
         if isinstance(exc, SoundSentryError):
@@ -165,6 +171,9 @@ def _score_threaded(
     except Exception:  # reported per file by score_file
         pass
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="soundsentry-score")
+    # Set when the batch is closed (Ctrl-C, Cancel): files being streamed stop at their next block, so
+    # the process is not kept alive scoring an hour-long recording whose row nobody will read.
+    closed = threading.Event()
     pending: deque[Future] = deque()
     todo = iter(paths)
     try:
@@ -173,13 +182,16 @@ def _score_threaded(
                 path = next(todo, None)
                 if path is None:
                     break
-                pending.append(pool.submit(score_file, model, path, detector=detector, threshold=threshold))
+                pending.append(
+                    pool.submit(score_file, model, path, detector=detector, threshold=threshold, cancel=closed)
+                )
             if not pending:
                 return
             # score_file turns every failure of a file into its error row, so result() only raises
             # for what is not the file's fault (KeyboardInterrupt and the like reach the caller).
             yield pending.popleft().result()
     finally:
+        closed.set()
         pool.shutdown(wait=False, cancel_futures=True)
 
 

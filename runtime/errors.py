@@ -51,6 +51,10 @@ class AudioTooLongError(InvalidAudioError):
     """
 
 
+class ScoringCancelled(AudioError):
+    """Scoring a recording was stopped before its end (a batch closed while the file was streamed)."""
+
+
 class ModelError(SoundSentryError):
     """A model bundle could not be found, read or trusted."""
 

@@ -11,6 +11,7 @@ The functions take a :class:`~soundsentry.model.Model` but do not import it (the
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -132,23 +133,29 @@ def score_mono(
 
 
 def score_path(
-    model: Model, path: str | os.PathLike[str], *, detector: str | None = None, threshold: float | None = None
+    model: Model,
+    path: str | os.PathLike[str],
+    *,
+    detector: str | None = None,
+    threshold: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> ScoreResult:
     """Score one file; a long one is decoded block by block, so memory does not grow with its length.
 
     Returns the :class:`~soundsentry.model.ScoreResult` with ``extra["flags"]``, the signal flags of the scored channel.
+    ``cancel``, once set, stops a long file between blocks (:class:`~soundsentry.errors.ScoringCancelled`).
     """
     from .streaming import file_seconds, score_file_streamed
 
     path = os.fspath(path)
     seconds = file_seconds(path)
     if seconds is not None and seconds > STREAM_ABOVE_SECONDS:
-        return score_file_streamed(model, path, detector=detector, threshold=threshold)
+        return score_file_streamed(model, path, detector=detector, threshold=threshold, cancel=cancel)
     try:
         y, flags = decode(model, path)
     except AudioTooLongError:
         # The header said short (or nothing), the data goes on: stream it after all.
-        return score_file_streamed(model, path, detector=detector, threshold=threshold)
+        return score_file_streamed(model, path, detector=detector, threshold=threshold, cancel=cancel)
     result = model.score_samples(y, detector=detector, threshold=threshold, path=path)
     result.extra["flags"] = flags
     return result

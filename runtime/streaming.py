@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ import soundfile as sf
 import soxr
 
 from .audio import check_samples, select_channel
-from .errors import AudioTooShortError
+from .errors import AudioTooShortError, ScoringCancelled
 from .scoring import STREAM_ABOVE_SECONDS, too_short
 
 __all__ = [
@@ -196,6 +197,7 @@ def score_file_streamed(
     detector: str | None = None,
     threshold: float | None = None,
     block_frames: int = STREAM_BLOCK_FRAMES,
+    cancel: threading.Event | None = None,
 ):
     """Score a file decoded block by block: memory does not grow with the recording's length.
 
@@ -212,6 +214,9 @@ def score_file_streamed(
     ------
     AudioError
         Naming ``path``: not decodable, no samples, NaN/infinite samples, or too short.
+    ScoringCancelled
+        ``cancel`` was set before the end (checked between blocks of 4 s): an hour-long file in a batch
+        that is being closed stops within a block instead of being scored to its end for nobody.
     """
     from .audio import AudioBlocks
     from .quality import SignalStats
@@ -221,6 +226,8 @@ def score_file_streamed(
     with AudioBlocks(p, block_frames=block_frames, channel=model.channel) as blocks:
         scorer = model.stream(sample_rate=blocks.sample_rate, detector=detector, threshold=threshold)
         for block in blocks:
+            if cancel is not None and cancel.is_set():
+                raise ScoringCancelled(p, "scoring stopped before the end (the batch was closed)")
             stats.update(block)
             scorer.push(block)
     try:

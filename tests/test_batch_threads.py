@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 from soundsentry import batch
 
@@ -67,3 +68,38 @@ def test_closing_the_batch_early_leaves_the_files_not_started(fan_model, monkeyp
 def test_default_threads_follow_the_cpus_up_to_a_cap(monkeypatch, cpus, expected):
     monkeypatch.setattr(batch.os, "cpu_count", lambda: cpus)
     assert batch.default_threads() == expected
+
+
+def test_closing_the_batch_tells_the_files_in_progress_to_stop(fan_model, monkeypatch):
+    """A file being streamed when the batch is closed (Ctrl-C, the app's Cancel) is told to stop, so the
+    process does not stay alive scoring an hour-long recording whose row nobody reads."""
+    real = batch.score_file
+    events = []
+
+    def score_file(model, path, **kwargs):
+        events.append(kwargs["cancel"])
+        return real(model, path, **kwargs)
+
+    monkeypatch.setattr(batch, "score_file", score_file)
+    rows = batch.score_files(fan_model, [str(DATA_CLIPS[0])] * 6, threads=2)
+    next(rows)
+    assert events and not any(e.is_set() for e in events)
+    rows.close()
+    assert all(e.is_set() for e in events)
+
+
+def test_a_streamed_recording_stops_between_blocks_once_told(fan_model, tmp_path):
+    import soundfile as sf
+    from soundsentry.errors import ScoringCancelled
+    from soundsentry.streaming import score_file_streamed
+
+    y, rate = sf.read(DATA_CLIPS[0], dtype="float32", always_2d=True)
+    long = tmp_path / "long.flac"
+    sf.write(long, np.tile(y[:, 0], 20), rate)  # 200 s: streamed block by block
+    told = threading.Event()
+    told.set()
+    with pytest.raises(ScoringCancelled, match=r"long\.flac: scoring stopped before the end"):
+        score_file_streamed(fan_model, long, cancel=told)
+    # not told: scored to the end, as without the event
+    untold = score_file_streamed(fan_model, long, cancel=threading.Event())
+    assert untold.score == pytest.approx(score_file_streamed(fan_model, long).score)
