@@ -22,6 +22,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .features import mel_filterbank
+
 __all__ = [
     "EDGEL3_FRAMES",
     "EDGEL3_N_MELS",
@@ -136,14 +138,6 @@ def frame_windows(y8k: np.ndarray, *, window: int = EDGEL3_WINDOW, hop: int = ED
     return np.lib.stride_tricks.sliding_window_view(y8k, window)[::hop]
 
 
-def _hz_to_mel_htk(f: np.ndarray) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz_htk(m: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
 @lru_cache(maxsize=1)
 def edgel3_mel_matrix() -> np.ndarray:
     """EdgeL3's mel matrix: 64 HTK-mel triangles over 0-4 kHz with Slaney area normalisation.
@@ -156,16 +150,7 @@ def edgel3_mel_matrix() -> np.ndarray:
     np.ndarray, shape (513, 64), float32, read-only
         Maps a 1024-point power spectrum (bins 0..512) to mel bands.
     """
-    fft_freqs = np.fft.rfftfreq(_N_DFT, d=1.0 / EDGEL3_SAMPLE_RATE)
-    mel_points = _mel_to_hz_htk(
-        np.linspace(_hz_to_mel_htk(0.0), _hz_to_mel_htk(EDGEL3_SAMPLE_RATE / 2.0), EDGEL3_N_MELS + 2)
-    )
-    fdiff = np.diff(mel_points)
-    ramps = mel_points[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_points[2:] - mel_points[:-2]))[:, None]
+    weights = mel_filterbank(sample_rate=EDGEL3_SAMPLE_RATE, n_fft=_N_DFT, n_mels=EDGEL3_N_MELS, htk=True)
     matrix = np.ascontiguousarray(weights.T, dtype=np.float32)
     matrix.setflags(write=False)
     return matrix

@@ -90,11 +90,20 @@ def mel_to_hz(mels: np.ndarray | float) -> np.ndarray:
     return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), freqs)
 
 
+def _hz_to_mel_htk(f: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz_htk(m: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
 @lru_cache(maxsize=8)
 def mel_filterbank(
-    *, sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+    *, sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None, htk: bool = False
 ) -> np.ndarray:
-    """Triangular mel filters with Slaney area normalisation.
+    """Triangular mel filters with Slaney area normalisation, on the Slaney mel scale (or HTK's with
+    ``htk=True``, as ``librosa.filters.mel``).
 
     Returns
     -------
@@ -104,7 +113,8 @@ def mel_filterbank(
     if fmax is None:
         fmax = sample_rate / 2.0
     fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
-    mel_points = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    to_mel, to_hz = (_hz_to_mel_htk, _mel_to_hz_htk) if htk else (hz_to_mel, mel_to_hz)
+    mel_points = to_hz(np.linspace(to_mel(fmin), to_mel(fmax), n_mels + 2))
     fdiff = np.diff(mel_points)
     ramps = mel_points[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / fdiff[:-1, None]
