@@ -198,33 +198,27 @@ class ViewsDetector:
             calibration.append(self._statistics(held_out, np.concatenate(rest), np.stack([g.mean(0) for g in rest])))
         self.calibration_ = np.asarray(calibration)
         per_view_quantile = 1.0 - (1.0 - self.quantile) / len(self.views)
-        thresholds = []
-        for v, view in enumerate(self.views):
-            scores = np.maximum(self.calibration_[:, v], 1e-9)
-            bound = lognormal_threshold(
-                scores,
-                quantile=per_view_quantile,
-                n_recordings=self.n_recordings_,
-                prior_spread=self.prior_spread,
-                single_recording_spread=self.single_recording_spread,
-            )
-            thresholds.append(max(bound, view.floor))
-        self.thresholds_ = np.asarray(thresholds)
+        self.thresholds_ = np.asarray(
+            [max(self._bound(self.calibration_[:, v], per_view_quantile), view.floor) for v, view in enumerate(self.views)]
+        )
         self.combined_threshold_ = 1.0
         if self.combine == "max-then-sum":
             # The same rule as each view's, on the leave-one-out sums of ratios: one test, no split.
-            sums = (self.calibration_ / self.thresholds_).sum(axis=1)
-            self.combined_threshold_ = lognormal_threshold(
-                np.maximum(sums, 1e-9),
-                quantile=self.quantile,
-                n_recordings=self.n_recordings_,
-                prior_spread=self.prior_spread,
-                single_recording_spread=self.single_recording_spread,
-            )
+            self.combined_threshold_ = self._bound((self.calibration_ / self.thresholds_).sum(axis=1), self.quantile)
         self.reference_ = np.concatenate(recordings)
         self.recording_means_ = np.stack([g.mean(0) for g in groups]).astype(np.float32)
         self.centre_ = np.median(self.reference_, axis=0).astype(np.float32)
         return self
+
+    def _bound(self, scores: np.ndarray, quantile: float) -> float:
+        """The log-normal upper bound of leave-one-out statistics, with this detector's spreads."""
+        return lognormal_threshold(
+            np.maximum(scores, 1e-9),
+            quantile=quantile,
+            n_recordings=self.n_recordings_,
+            prior_spread=self.prior_spread,
+            single_recording_spread=self.single_recording_spread,
+        )
 
     def _blocks(self, rows: np.ndarray) -> list[np.ndarray]:
         n = max(2, len(rows) // self.block_windows)
@@ -530,14 +524,12 @@ def views_card(fitted: ViewsDetector, *, params: dict, n_reference: int) -> dict
             + f", log spread pooled with a prior of {fitted.prior_spread}; floors: "
             + ", ".join(f"{v.name} {v.floor:g}" for v in fitted.views if v.floor > 0)
             + (
-                ". Clip score = the largest view statistic over its threshold: abnormal when any view passes its own."
+                ""
                 if fitted.combine == "max"
-                else ". Abnormal when any view passes its own threshold. Clip score: the largest view statistic "
-                "over its threshold while none passes; above, 1 + the sum of the views' statistics over their "
-                f"thresholds divided by the {fitted.quantile:.0%} upper prediction bound of the same log-normal rule "
-                f"fitted to the recordings' leave-one-out sums ({fitted.combined_threshold_:.4g}), so that flagged "
-                "clips rank by all views' evidence"
+                else f"; the sum's bound: the {fitted.quantile:.0%} upper prediction bound of the same rule fitted to "
+                f"the recordings' leave-one-out sums of ratios ({fitted.combined_threshold_:.4g})"
             )
+            + f". Clip score: {combine_rule(fitted.combine)}."
         ),
         "calibration_statistics": np.round(fitted.calibration_, 6).tolist(),
     }
